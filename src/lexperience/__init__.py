@@ -1,0 +1,97 @@
+"""lexperience: conversational talking avatars that listen, think, speak and show a face, streamed.
+
+The top-level package imports no backend: backends load lazily by name through
+:mod:`lexperience.registry`, and each one's optional packages come with its pip extra.
+"""
+
+from ._version import __version__
+from .context import ContextProvider, StaticContext, TurnContext
+from .conversation import Conversation, UserInput
+from .errors import (
+    AuthenticationError,
+    BackendError,
+    BackendTimeoutError,
+    ConfigurationError,
+    ConversationBusyError,
+    HookError,
+    InvalidInputError,
+    LexperienceError,
+    MissingCredentialsError,
+    MissingDependencyError,
+    RateLimitError,
+    TurnCancelledError,
+)
+from .events import (
+    AudioEvent,
+    ErrorEvent,
+    Event,
+    SentenceEvent,
+    TextDelta,
+    TranscriptEvent,
+    TurnDone,
+    TurnInterrupted,
+    TurnStarted,
+    VideoEvent,
+)
+from .hooks import Hooks
+from .media import Audio, AudioChunk, VideoFrame
+from .messages import Message
+from .metrics import TurnMetrics
+from .options import TurnOptions
+from .persona import DEFAULT_PERSONA, Persona
+from .protocols import LLM, STT, TTS, Avatar
+from .registry import create
+from .render.watermark import Watermark
+from .reply import Reply
+from .transcript import Transcript, Word
+from .visemes import VisemeCue
+
+__all__ = [
+    "DEFAULT_PERSONA",
+    "LLM",
+    "STT",
+    "TTS",
+    "Audio",
+    "AudioChunk",
+    "AudioEvent",
+    "AuthenticationError",
+    "Avatar",
+    "BackendError",
+    "BackendTimeoutError",
+    "ConfigurationError",
+    "ContextProvider",
+    "Conversation",
+    "ConversationBusyError",
+    "ErrorEvent",
+    "Event",
+    "HookError",
+    "Hooks",
+    "InvalidInputError",
+    "LexperienceError",
+    "Message",
+    "MissingCredentialsError",
+    "MissingDependencyError",
+    "Persona",
+    "RateLimitError",
+    "Reply",
+    "SentenceEvent",
+    "StaticContext",
+    "TextDelta",
+    "Transcript",
+    "TranscriptEvent",
+    "TurnCancelledError",
+    "TurnContext",
+    "TurnDone",
+    "TurnInterrupted",
+    "TurnMetrics",
+    "TurnOptions",
+    "TurnStarted",
+    "UserInput",
+    "VideoEvent",
+    "VideoFrame",
+    "VisemeCue",
+    "Watermark",
+    "Word",
+    "__version__",
+    "create",
+]

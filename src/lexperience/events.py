@@ -1,0 +1,135 @@
+"""The one event vocabulary of a turn.
+
+:meth:`Conversation.stream` yields these in order; the CLI, UIs, the server and the benchmarks all
+consume the same stream. Every event carries the ``turn_id`` and ``t``, seconds since the turn
+started (the end of the user's speech).
+
+A turn yields ``TurnStarted``, then ``TranscriptEvent`` (audio input only), then interleaved
+``TextDelta``/``SentenceEvent``/``AudioEvent``/``VideoEvent``, and ends with exactly one of
+``TurnDone``, ``TurnInterrupted`` or ``ErrorEvent``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, Union
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import LexperienceError
+from .media import AudioChunk, VideoFrame
+from .transcript import Transcript
+
+if TYPE_CHECKING:
+    from .reply import Reply
+
+__all__ = [
+    "AudioEvent",
+    "ErrorEvent",
+    "Event",
+    "SentenceEvent",
+    "TextDelta",
+    "TranscriptEvent",
+    "TurnDone",
+    "TurnInterrupted",
+    "TurnStarted",
+    "VideoEvent",
+]
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    turn_id: int
+    t: float
+
+
+class TurnStarted(_Base):
+    """A turn began; ``input`` says whether it started from audio or typed text."""
+
+    type: Literal["turn_started"] = "turn_started"
+    input: Literal["audio", "text"]
+
+
+class TranscriptEvent(_Base):
+    """Speech-to-text finished."""
+
+    type: Literal["transcript"] = "transcript"
+    transcript: Transcript
+
+
+class TextDelta(_Base):
+    """A piece of the reply text as the LLM streams it."""
+
+    type: Literal["text_delta"] = "text_delta"
+    text: str
+
+
+class SentenceEvent(_Base):
+    """A complete reply sentence, handed to TTS. ``index`` counts from 0."""
+
+    type: Literal["sentence"] = "sentence"
+    index: int
+    text: str
+
+
+class AudioEvent(_Base):
+    """A chunk of reply speech; ``offset`` is where it starts in the reply audio, in seconds."""
+
+    type: Literal["audio"] = "audio"
+    chunk: AudioChunk
+    offset: float
+
+
+class VideoEvent(_Base):
+    """A video frame of the avatar; ``frame.timestamp`` lines up with the reply audio."""
+
+    type: Literal["video"] = "video"
+    frame: VideoFrame
+
+
+class TurnDone(_Base):
+    """The turn finished; ``reply`` holds everything it produced, and its metrics."""
+
+    type: Literal["turn_done"] = "turn_done"
+    reply: Reply
+
+
+class TurnInterrupted(_Base):
+    """The turn was interrupted; the history keeps ``heard_text`` (what the listener heard)."""
+
+    type: Literal["turn_interrupted"] = "turn_interrupted"
+    heard_text: str
+    played_seconds: float
+    reply: Reply
+
+
+class ErrorEvent(_Base):
+    """The turn failed. ``stage`` is the pipeline stage that failed, when known."""
+
+    type: Literal["error"] = "error"
+    error: LexperienceError
+    stage: str | None = None
+
+
+Event = Union[
+    TurnStarted,
+    TranscriptEvent,
+    TextDelta,
+    SentenceEvent,
+    AudioEvent,
+    VideoEvent,
+    TurnDone,
+    TurnInterrupted,
+    ErrorEvent,
+]
+"""Any event of a turn."""
+
+
+def _rebuild() -> None:
+    from .reply import Reply
+
+    TurnDone.model_rebuild(_types_namespace={"Reply": Reply})
+    TurnInterrupted.model_rebuild(_types_namespace={"Reply": Reply})
+
+
+_rebuild()

@@ -1,0 +1,68 @@
+"""Typed hooks: user callbacks run as a turn's events happen.
+
+Each hook is an ``async def`` (a plain function works too) that receives the event. Hooks run in
+order, in the task that consumes the turn's events, before the event is yielded by
+:meth:`Conversation.stream`. A hook that raises fails the turn with :class:`HookError` (never
+swallowed); the conversation stays usable.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+from .errors import HookError
+from .events import AudioEvent, ErrorEvent, SentenceEvent, TextDelta, TranscriptEvent, VideoEvent
+from .reply import Reply
+
+__all__ = ["Hook", "Hooks"]
+
+E = TypeVar("E")
+Hook = Callable[[E], Awaitable[None] | None]
+"""A callback taking one event; may be a coroutine function."""
+
+
+@dataclass
+class Hooks:
+    """The hooks a :class:`Conversation` calls; leave any of them ``None``."""
+
+    on_transcript: Hook[TranscriptEvent] | None = None
+    on_text_delta: Hook[TextDelta] | None = None
+    on_sentence: Hook[SentenceEvent] | None = None
+    on_audio: Hook[AudioEvent] | None = None
+    on_video_frame: Hook[VideoEvent] | None = None
+    on_reply: Hook[Reply] | None = None
+    on_error: Hook[ErrorEvent] | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and not callable(value):
+                raise TypeError(f"hook {f.name} must be callable, got {type(value).__name__}")
+
+    async def call(self, name: str, arg: Any) -> None:
+        """Run hook ``name`` with ``arg``; wrap anything it raises in :class:`HookError`."""
+        fn = getattr(self, name)
+        if fn is None:
+            return
+        try:
+            result = fn(arg)
+            if inspect.isawaitable(result):
+                await result
+        except HookError:
+            raise
+        except Exception as exc:
+            raise HookError(name, exc) from exc
+
+
+#: Which hook each event type triggers.
+HOOK_FOR_EVENT: dict[type, str] = {
+    TranscriptEvent: "on_transcript",
+    TextDelta: "on_text_delta",
+    SentenceEvent: "on_sentence",
+    AudioEvent: "on_audio",
+    VideoEvent: "on_video_frame",
+    ErrorEvent: "on_error",
+}

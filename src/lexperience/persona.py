@@ -1,0 +1,143 @@
+"""Who the avatar is: :class:`Persona`, loadable from TOML or YAML, and the built-in host.
+
+The built-in persona, :data:`DEFAULT_PERSONA`, is fictional: an invented podcast host with a face
+drawn by code and a stock synthetic voice. lexperience ships no real person's face or voice. To
+build a persona of a real person you need that person's consent.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigurationError
+
+__all__ = ["DEFAULT_PERSONA", "Persona"]
+
+
+class Persona(BaseModel):
+    """A character the conversation plays.
+
+    Attributes:
+        name: shown in UIs and used in the default prompt.
+        prompt: the system prompt (who the persona is, how they talk).
+        greeting: an optional first line the persona can say before any question.
+        voices: a voice per TTS backend name, e.g. ``{"piper": "/path/voice.onnx",
+            "elevenlabs": "JBFqnCBsd6RMkjVDRZzb", "openai": "alloy"}``.
+        portrait: an image of the face to animate; ``None`` uses the built-in drawn host.
+        knowledge: background text added to the model's context each turn (within a budget).
+        language: ISO 639-1 code of the conversation language (a hint for STT and TTS).
+        max_sentences: the longest reply, in sentences; the pipeline stops the LLM after it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=120)
+    prompt: str = Field(min_length=1, max_length=50_000)
+    greeting: str | None = None
+    voices: dict[str, str] = Field(default_factory=dict)
+    portrait: Path | None = None
+    knowledge: str | None = Field(default=None, max_length=500_000)
+    language: str = Field(default="en", pattern=r"^[a-z]{2,3}$")
+    max_sentences: int = Field(default=3, ge=1, le=50)
+
+    @field_validator("portrait")
+    @classmethod
+    def _portrait_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.expanduser().is_file():
+            raise ValueError(f"portrait image not found: {value}")
+        return value.expanduser() if value is not None else None
+
+    def voice_for(self, backend: str) -> str | None:
+        """The voice configured for ``backend`` (a registry name), or ``None``."""
+        return self.voices.get(backend)
+
+    def system_message(self) -> str:
+        """The system prompt sent to the LLM, with the reply-length rule appended."""
+        limit = "one sentence" if self.max_sentences == 1 else f"{self.max_sentences} sentences"
+        return (
+            f"{self.prompt.strip()}\n\n"
+            f"You are speaking out loud: answer in at most {limit}, in plain spoken language, "
+            "with no lists, markdown or emoji."
+        )
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Persona:
+        """Load a persona from a ``.toml``, ``.yaml``/``.yml`` or ``.json`` file.
+
+        A relative ``portrait`` path is resolved against the file's folder.
+
+        Raises:
+            ConfigurationError: the file is missing, unreadable, or a field is wrong (the message
+                names the field).
+        """
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigurationError(f"persona file not found: {file}")
+        data = _read_mapping(file)
+        if isinstance(data.get("persona"), dict):  # allow a [persona] table
+            data = data["persona"]
+        portrait = data.get("portrait")
+        if isinstance(portrait, str) and portrait and not Path(portrait).expanduser().is_absolute():
+            data = {**data, "portrait": str(file.parent / portrait)}
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigurationError(f"invalid persona file {file}: {_describe(exc)}") from exc
+
+
+def _read_mapping(file: Path) -> dict[str, Any]:
+    suffix = file.suffix.lower()
+    text = file.read_text(encoding="utf-8")
+    try:
+        if suffix == ".toml":
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:  # pragma: no cover - Python 3.10
+                import tomli as tomllib
+            data: Any = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            from ._optional import require
+
+            yaml = require("yaml", "yaml", feature="reading YAML persona files")
+            data = yaml.safe_load(text)
+        elif suffix == ".json":
+            import json
+
+            data = json.loads(text)
+        else:
+            raise ConfigurationError(
+                f"unsupported file type {suffix!r} for {file}: use .toml, .yaml, .yml or .json"
+            )
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # each parser has its own error type
+        raise ConfigurationError(f"cannot parse {file}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{file} must hold a table of persona fields")
+    return data
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(file)"
+        parts.append(f"field {loc!r}: {err['msg']}")
+    return "; ".join(parts)
+
+
+DEFAULT_PERSONA = Persona(
+    name="Wren Calloway",
+    prompt=(
+        "You are Wren Calloway, the fictional host of 'Slow Signals', an invented podcast about "
+        "curious ideas in science and everyday life. You are warm, curious and concise. A "
+        "listener has paused the episode to ask you a question: answer it directly and kindly, "
+        "as the host would. If you do not know something, say so."
+    ),
+    greeting="Hi, I'm Wren, host of Slow Signals. You paused the show: what's on your mind?",
+    max_sentences=2,
+)
