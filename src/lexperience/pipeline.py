@@ -416,7 +416,7 @@ async def run_all(coros: Sequence[Coroutine[Any, Any, None]]) -> None:
     """
     tasks = [asyncio.ensure_future(c) for c in coros]
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in tasks:  # in stage order, so an upstream failure wins over its knock-ons
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
