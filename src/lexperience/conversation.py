@@ -33,13 +33,29 @@ from .protocols import LLM, STT, TTS, Avatar
 from .render.watermark import Watermark
 from .reply import Reply
 
-__all__ = ["Conversation", "UserInput"]
+__all__ = ["Conversation", "UserInput", "build_backend"]
 
 UserInput = Union[str, Audio, "os.PathLike[str]", bytes, bytearray]
 """What a turn accepts: typed text (``str``), an :class:`Audio` clip, an audio file path
 (``pathlib.Path``) or encoded audio file bytes."""
 
 OnBusy = Literal["wait", "interrupt", "error"]
+
+
+def build_backend(
+    kind: str, name: str, persona: Persona, options: dict[str, Any] | None = None
+) -> Any:
+    """Create backend ``name`` of ``kind`` through the registry, passing the persona's voice for
+    that backend (``voice=``) and its portrait (``portrait=``) when the backend takes them and
+    ``options`` does not set them already."""
+    opts = dict(options or {})
+    params = inspect.signature(registry.get_spec(kind, name).load()).parameters
+    voice = persona.voice_for(name)
+    if kind == "tts" and voice is not None and "voice" in params:
+        opts.setdefault("voice", voice)
+    if kind == "avatar" and persona.portrait is not None and "portrait" in params:
+        opts.setdefault("portrait", persona.portrait)
+    return registry.create(kind, name, **opts)
 
 
 class _Turn:
@@ -145,16 +161,7 @@ class Conversation:
 
     # -- construction helpers -----------------------------------------------------------------
     def _create(self, kind: str, value: str) -> Any:
-        """Build a backend by registry name, passing the persona's voice and portrait along."""
-        options: dict[str, Any] = {}
-        cls = registry.get_spec(kind, value).load()
-        params = inspect.signature(cls).parameters
-        voice = self.persona.voice_for(value)
-        if kind == "tts" and voice is not None and "voice" in params:
-            options["voice"] = voice
-        if kind == "avatar" and self.persona.portrait is not None and "portrait" in params:
-            options["portrait"] = self.persona.portrait
-        return registry.create(kind, value, **options)
+        return build_backend(kind, value, self.persona)
 
     def _check_protocols(self) -> None:
         for stage, proto in (("stt", STT), ("llm", LLM), ("tts", TTS), ("avatar", Avatar)):

@@ -63,6 +63,7 @@ class SentenceSpan:
     text: str
     start: float
     end: float
+    complete: bool = False  # TTS finished the sentence (else ``end`` is only how far it got)
 
 
 def backend_name(obj: object) -> str:
@@ -322,6 +323,7 @@ class TurnPipeline:
                 await self.emit(AudioEvent, chunk=chunk, offset=offset)
                 if audio_out is not None:
                     await audio_out.put(chunk)
+            span.complete = True
             if span.end == span.start:
                 raise BackendError(
                     f"no audio came back for the sentence {text[:60]!r}",
@@ -377,17 +379,32 @@ class TurnPipeline:
         """
         parts: list[str] = []
         for span in self.spans:
-            if span.end <= played_seconds + 1e-6 and span.end > span.start:
+            if span.complete and span.start < span.end <= played_seconds + 1e-6:
                 parts.append(span.text)
                 continue
-            if span.start < played_seconds < span.end:
+            if span.start < played_seconds:
                 words = span.text.split()
-                share = (played_seconds - span.start) / (span.end - span.start)
+                # an unfinished sentence's length is unknown: estimate it from its text
+                length = (
+                    span.end - span.start
+                    if span.complete
+                    else max(span.end - span.start, self._estimate_seconds(span.text, span))
+                )
+                share = min(1.0, (played_seconds - span.start) / length)
                 keep = int(len(words) * share)
                 if keep:
                     parts.append(" ".join(words[:keep]) + " …")
             break
         return " ".join(parts)
+
+    def _estimate_seconds(self, text: str, span: SentenceSpan) -> float:
+        """Expected length of a sentence's speech, from the speaking rate seen so far."""
+        done = [s for s in self.spans if s.complete and s.end > s.start]
+        if done:
+            rate = sum(s.end - s.start for s in done) / max(1, sum(len(s.text) for s in done))
+        else:
+            rate = 0.065  # seconds per character of typical English speech
+        return len(text) * rate
 
     def build_reply(self, *, interrupted: bool, played_seconds: float | None = None) -> Reply:
         audio = self.reply_audio()
