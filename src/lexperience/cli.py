@@ -161,7 +161,7 @@ def _backends(args: argparse.Namespace, out: TextIO) -> None:
                 "name": spec.name,
                 "extra": spec.extra or "-",
                 "installed": spec.installed,
-                "missing_env": list(spec.missing_env),
+                "missing_env": ",".join(spec.missing_env),
                 "description": spec.description,
             }
         )
@@ -174,7 +174,7 @@ def _backends(args: argparse.Namespace, out: TextIO) -> None:
             ready = f'pip install "lexperience[{r["extra"]}]"' if r["extra"] != "-" else "no"
             ready = "no: " + ready if len(ready) < 20 else "needs extra"
         elif r["missing_env"]:
-            ready = "set " + ",".join(r["missing_env"])
+            ready = f"set {r['missing_env']}"
         else:
             ready = "yes"
         print(

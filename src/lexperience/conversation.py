@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from types import TracebackType
 from typing import Any, Literal, Union
 
@@ -280,7 +280,7 @@ class Conversation:
 
     async def stream(
         self, user_input: UserInput, *, keep_frames: bool | None = None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Run one turn and yield its events as they happen (see :mod:`lexperience.events`).
 
         The last event is :class:`TurnDone`, :class:`TurnInterrupted` or :class:`ErrorEvent`; after
@@ -323,7 +323,7 @@ class Conversation:
                 await self._settle(turn)
                 self._turn = None
 
-    async def _drive(self, turn: _Turn, user_input: UserInput) -> AsyncIterator[Event]:
+    async def _drive(self, turn: _Turn, user_input: UserInput) -> AsyncGenerator[Event, None]:
         pipeline = turn.pipeline
 
         async def run() -> Reply:

@@ -151,7 +151,7 @@ class Audio:
     @property
     def duration(self) -> float:
         """Length in seconds."""
-        return self.samples.shape[0] / self.sample_rate
+        return int(self.samples.shape[0]) / self.sample_rate
 
     def __len__(self) -> int:
         return int(self.samples.shape[0])
@@ -164,14 +164,14 @@ class Audio:
         if self.samples.size == 0:
             return float("-inf")
         rms = float(np.sqrt(np.mean(np.square(self.samples, dtype=np.float64))))
-        return 20.0 * np.log10(rms) if rms > 0 else float("-inf")
+        return float(20.0 * np.log10(rms)) if rms > 0 else float("-inf")
 
     def peak_dbfs(self) -> float:
         """Peak level in dBFS (-inf for digital silence or an empty clip)."""
         if self.samples.size == 0:
             return float("-inf")
         peak = float(np.max(np.abs(self.samples)))
-        return 20.0 * np.log10(peak) if peak > 0 else float("-inf")
+        return float(20.0 * np.log10(peak)) if peak > 0 else float("-inf")
 
     def is_silent(self, threshold_dbfs: float = -55.0) -> bool:
         """True when the loudest 20 ms window stays below ``threshold_dbfs``."""
@@ -202,7 +202,7 @@ class Audio:
     def to_pcm16(self) -> bytes:
         """Little-endian signed 16-bit PCM bytes."""
         clipped = np.clip(self.samples, -1.0, 1.0)
-        return (np.round(clipped * 32767.0)).astype("<i2").tobytes()
+        return bytes((np.round(clipped * 32767.0)).astype("<i2").tobytes())
 
     def to_wav_bytes(self) -> bytes:
         """A complete 16-bit PCM WAV file in memory."""
@@ -257,7 +257,7 @@ class AudioChunk:
 
     @property
     def duration(self) -> float:
-        return self.samples.shape[0] / self.sample_rate
+        return int(self.samples.shape[0]) / self.sample_rate
 
     def to_audio(self) -> Audio:
         return Audio(self.samples, self.sample_rate)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -141,7 +141,7 @@ class TurnPipeline:
 
     async def iterate(
         self, stage: str, stream: AsyncIterator[T], *, busy: str | None = None, guard: bool = True
-    ) -> AsyncIterator[T]:
+    ) -> AsyncGenerator[T, None]:
         """Iterate a backend stream under :meth:`guard`, timing the waits, closing it at the end."""
         it = stream.__aiter__()
         try:
@@ -336,7 +336,7 @@ class TurnPipeline:
         assert self.b.avatar is not None
         waited = 0.0
 
-        async def feed() -> AsyncIterator[AudioChunk]:
+        async def feed() -> AsyncGenerator[AudioChunk, None]:
             nonlocal waited
             while True:
                 started = time.perf_counter()

@@ -19,7 +19,7 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """
     x = np.asarray(samples, dtype=np.float32)
     if from_rate == to_rate or x.size == 0:
-        return x.copy()
+        return np.array(x, dtype=np.float32, copy=True)
     ratio = to_rate / from_rate
     n_out = int(round(x.shape[0] * ratio))
     if n_out == 0:

@@ -265,7 +265,7 @@ async def test_stage_timeout() -> None:
     assert time.perf_counter() - start < 2
     assert info.value.retryable and info.value.stage == "stt"
     conv2 = make(llm=FakeLLM(token_interval=5), options=TurnOptions(stage_timeout=0.1))
-    with pytest.raises(BackendTimeoutError, match="within 0.1 s"):
+    with pytest.raises(BackendTimeoutError, match=r"within 0\.1 s"):
         await conv2.areply("q")
     assert_no_tasks_left()
 

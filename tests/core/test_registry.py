@@ -21,7 +21,7 @@ def test_unknown_kind_and_name_list_the_choices() -> None:
 
 
 def test_bad_option_lists_accepted_options() -> None:
-    with pytest.raises(ConfigurationError, match="it accepts: .*sample_rate"):
+    with pytest.raises(ConfigurationError, match=r"it accepts: .*sample_rate"):
         registry.create("tts", "fake", colour="blue")
 
 
