@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import lexperience
+from lexperience import errors
+
+EXPECTED = {
+    "DEFAULT_PERSONA", "LLM", "STT", "TTS", "Audio", "AudioChunk", "AudioEvent",
+    "AuthenticationError", "Avatar", "BackendError", "BackendTimeoutError", "ConfigurationError",
+    "ContextProvider", "Conversation", "ConversationBusyError", "ErrorEvent", "Event", "HookError",
+    "Hooks", "InvalidInputError", "LexperienceError", "Message", "MissingCredentialsError",
+    "MissingDependencyError", "Persona", "RateLimitError", "Reply", "SentenceEvent",
+    "StaticContext", "TextDelta", "Transcript", "TranscriptEvent", "TurnCancelledError",
+    "TurnContext", "TurnDone", "TurnInterrupted", "TurnMetrics", "TurnOptions", "TurnStarted",
+    "UserInput", "VideoEvent", "VideoFrame", "VisemeCue", "Watermark", "Word", "__version__",
+    "create",
+}  # fmt: skip
+
+
+def test_all_is_exactly_the_public_api() -> None:
+    assert set(lexperience.__all__) == EXPECTED
+    assert len(lexperience.__all__) == len(set(lexperience.__all__))
+    for name in lexperience.__all__:
+        assert hasattr(lexperience, name), name
+    public = {n for n in vars(lexperience) if not n.startswith("_")}
+    modules = {n for n, v in vars(lexperience).items() if type(v).__name__ == "module"}
+    assert public - modules - EXPECTED == set(), "exported by accident"
+
+
+def test_error_tree_is_documented_in_one_docstring() -> None:
+    doc = errors.__doc__ or ""
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        assert issubclass(cls, errors.LexperienceError)
+        assert name in doc, f"{name} missing from the errors docstring"
+
+
+def test_import_is_light_and_imports_no_backend() -> None:
+    code = (
+        "import sys, lexperience\n"
+        "heavy = {'av', 'cv2', 'openai', 'elevenlabs', 'replicate', 'faster_whisper', "
+        "'llama_cpp', 'piper', 'onnxruntime', 'ctranslate2'}\n"
+        "loaded = heavy & set(sys.modules)\n"
+        "backends = [m for m in sys.modules if m.startswith('lexperience.backends.')]\n"
+        "print(sorted(loaded), backends)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] []"
+
+
+def test_package_is_typed() -> None:
+    from importlib.resources import files
+
+    assert files("lexperience").joinpath("py.typed").is_file()
