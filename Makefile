@@ -11,6 +11,7 @@ STAMP := $(VENV)/.lexperience-installed
 # llama-cpp-python compiles from source: build it for any x86-64 CPU so pip can cache the wheel.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export HF_HUB_OFFLINE := 1
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: setup demo test lint docs bench clean
 

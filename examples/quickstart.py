@@ -1,8 +1,8 @@
 """Answer one question with lexperience and save the reply video.
 
-    python examples/quickstart.py                        # offline stack, examples/question.wav
-    python examples/quickstart.py --text "Why is the sky blue?"
-    python examples/quickstart.py --fake                 # scripted backends, no models at all
+python examples/quickstart.py                        # offline stack, examples/question.wav
+python examples/quickstart.py --text "Why is the sky blue?"
+python examples/quickstart.py --fake                 # scripted backends, no models at all
 """
 
 from __future__ import annotations

@@ -120,7 +120,11 @@ async def _run_reply(args: argparse.Namespace, out: TextIO, err: TextIO) -> Repl
     if not args.quiet:
         print(f"lexperience {__version__}: loading backends…", file=err)
     conv: Conversation = settings.build(persona=persona)
-    question: Audio | str = args.text if args.text is not None else Audio.load(args.audio)
+    question: Audio | str = (
+        args.text
+        if args.text is not None
+        else Audio.load(args.audio, max_seconds=settings.turn.max_input_seconds)
+    )
     async with conv:
         reply: Reply | None = None
         async with contextlib.aclosing(conv.stream(question, keep_frames=True)) as events:

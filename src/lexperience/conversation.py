@@ -264,12 +264,12 @@ class Conversation:
             self._lock, self._lock_loop = asyncio.Lock(), loop
         return self._lock
 
-    @staticmethod
-    def _to_input(user_input: UserInput) -> Audio | str:
+    def _to_input(self, user_input: UserInput) -> Audio | str:
         if isinstance(user_input, (str, Audio)):
             return user_input
         if isinstance(user_input, (os.PathLike, bytes, bytearray)):
-            return Audio.load(user_input)
+            # fail fast on an oversized file instead of decoding hours of audio first
+            return Audio.load(user_input, max_seconds=self.options.max_input_seconds)
         if isinstance(user_input, np.ndarray):
             raise InvalidInputError(
                 "a bare numpy array has no sample rate: wrap it as Audio.from_numpy(array, rate)"

@@ -335,6 +335,15 @@ async def test_audio_without_stt_is_refused() -> None:
         await conv.areply(speech())
 
 
+async def test_two_hour_file_is_refused_before_decoding(tmp_path) -> None:
+    rate = 1000
+    path = Audio(np.full(rate * 7200, 0.1, np.float32), rate).save(tmp_path / "long.wav")
+    conv = make()
+    with pytest.raises(InvalidInputError, match="7200 s long; the limit is 300 s"):
+        await conv.areply(path)
+    assert conv.history == []
+
+
 async def test_wav_path_and_bytes_inputs(tmp_path) -> None:
     path = speech().save(tmp_path / "q.wav")
     conv = make()
