@@ -1,0 +1,197 @@
+"""OpenAI chat models, streamed: Chat Completions (default) or the Responses API.
+
+Chat Completions is what every OpenAI-compatible server speaks, so the same backend drives a
+local model through ``base_url``:
+
+* Ollama: ``OpenAILLM(base_url="http://localhost:11434/v1", model="llama3.2")``
+* vLLM: ``OpenAILLM(base_url="http://localhost:8000/v1", model="Qwen/Qwen2.5-7B-Instruct")``
+* llama.cpp server: ``OpenAILLM(base_url="http://localhost:8080/v1", model="local")``
+
+``api="responses"`` uses OpenAI's Responses API instead (``response.output_text.delta`` events).
+Install with ``pip install "lexperience[openai]"``; the key comes from ``api_key=`` or
+``OPENAI_API_KEY`` (not needed for a local server).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Literal
+
+from ..errors import BackendError, ConfigurationError, RateLimitError
+from ..messages import Message
+from ._cloud import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Secret
+from ._openai_common import OpenAIConnection
+
+__all__ = ["OpenAILLM"]
+
+Api = Literal["chat", "responses"]
+TokenParam = Literal["max_tokens", "max_completion_tokens"]
+
+
+class OpenAILLM:
+    """Streams a reply from an OpenAI (or OpenAI-compatible) chat model.
+
+    Args:
+        model: the model name (default ``gpt-4.1-mini``: fast first token, no reasoning delay).
+        api: ``"chat"`` (Chat Completions, default) or ``"responses"`` (Responses API).
+        temperature: sampling temperature; ``None`` leaves the server default.
+        max_tokens: the longest reply in tokens (the pipeline's per-turn limit wins when given).
+        max_tokens_param: how Chat Completions names the limit: ``max_completion_tokens``
+            (api.openai.com, required by reasoning models) or ``max_tokens`` (what Ollama,
+            vLLM and llama.cpp read). Default: chosen by ``base_url``.
+        base_url: an OpenAI-compatible server; default ``OPENAI_BASE_URL`` or api.openai.com.
+        api_key: the key; default ``OPENAI_API_KEY``. Not needed for a non-OpenAI ``base_url``.
+        timeout: seconds to wait for the next bytes (first token included; default 30).
+        max_retries: retries of 408/409/429/5xx and connection errors before the first token.
+        extra_body: extra JSON fields merged into each request (e.g. ``{"top_k": 40}`` for vLLM,
+            ``{"reasoning": {"effort": "low"}}`` for the Responses API).
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        model: str = "gpt-4.1-mini",
+        api: Api = "chat",
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        max_tokens_param: TokenParam | None = None,
+        base_url: str | None = None,
+        api_key: str | Secret | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        organization: str | None = None,
+        project: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> None:
+        if api not in ("chat", "responses"):
+            raise ConfigurationError(f"api must be 'chat' or 'responses', got {api!r}")
+        if not model or not isinstance(model, str):
+            raise ConfigurationError("model must be a non-empty model name")
+        if temperature is not None and not 0.0 <= temperature <= 2.0:
+            raise ConfigurationError("temperature must be between 0 and 2")
+        if max_tokens is not None and max_tokens < 1:
+            raise ConfigurationError("max_tokens must be >= 1")
+        if max_tokens_param not in (None, "max_tokens", "max_completion_tokens"):
+            raise ConfigurationError(
+                "max_tokens_param must be 'max_tokens' or 'max_completion_tokens'"
+            )
+        self.model = model
+        self.api: Api = api
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.extra_body = dict(extra_body or {})
+        self._conn = OpenAIConnection(
+            stage="llm",
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            organization=organization,
+            project=project,
+        )
+        self.max_tokens_param: TokenParam = max_tokens_param or (
+            "max_completion_tokens" if self._conn.official else "max_tokens"
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenAILLM(model={self.model!r}, api={self.api!r}, {self._conn!r})"
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._conn.aclose()
+
+    def stream(
+        self, messages: Sequence[Message], *, max_tokens: int | None = None
+    ) -> AsyncIterator[str]:
+        """Yield the reply to ``messages`` as text deltas, the first as soon as it is generated."""
+        limit = max_tokens if max_tokens is not None else self.max_tokens
+        if self.api == "responses":
+            return self._responses(messages, limit)
+        return self._chat(messages, limit)
+
+    # -- Chat Completions ---------------------------------------------------------------------
+    async def _chat(self, messages: Sequence[Message], limit: int | None) -> AsyncIterator[str]:
+        params: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m.to_openai() for m in messages],
+            "stream": True,
+        }
+        if self.temperature is not None:
+            params["temperature"] = self.temperature
+        if limit is not None:
+            params[self.max_tokens_param] = limit
+        if self.extra_body:
+            params["extra_body"] = self.extra_body
+        errors = self._conn.errors
+        with errors.mapped():
+            stream = await self._conn.client.chat.completions.create(**params)
+            try:
+                async for chunk in stream:
+                    choices = getattr(chunk, "choices", None) or ()
+                    for choice in choices:
+                        if getattr(choice, "index", 0) not in (0, None):
+                            continue
+                        delta = getattr(choice, "delta", None)
+                        content = getattr(delta, "content", None) if delta is not None else None
+                        if content:
+                            yield content
+                        if getattr(choice, "finish_reason", None) == "content_filter":
+                            raise errors.error(
+                                "the reply was stopped by the provider's content filter"
+                            )
+            finally:
+                await stream.close()
+
+    # -- Responses API ------------------------------------------------------------------------
+    async def _responses(
+        self, messages: Sequence[Message], limit: int | None
+    ) -> AsyncIterator[str]:
+        params: dict[str, Any] = {
+            "model": self.model,
+            "input": [
+                {"role": "developer" if m.role == "system" else m.role, "content": m.content}
+                for m in messages
+            ],
+            "stream": True,
+            "store": False,
+        }
+        if self.temperature is not None:
+            params["temperature"] = self.temperature
+        if limit is not None:
+            params["max_output_tokens"] = max(16, limit)  # the API's minimum is 16
+        if self.extra_body:
+            params["extra_body"] = self.extra_body
+        errors = self._conn.errors
+        with errors.mapped():
+            stream = await self._conn.client.responses.create(**params)
+            try:
+                async for event in stream:
+                    kind = getattr(event, "type", None)
+                    if kind == "response.output_text.delta":
+                        delta = getattr(event, "delta", None)
+                        if delta:
+                            yield delta
+                    elif kind == "error":
+                        raise self._event_error(
+                            getattr(event, "code", None), getattr(event, "message", None)
+                        )
+                    elif kind == "response.failed":
+                        error = getattr(getattr(event, "response", None), "error", None)
+                        raise self._event_error(
+                            getattr(error, "code", None), getattr(error, "message", None)
+                        )
+                    elif kind in ("response.completed", "response.incomplete"):
+                        break
+            finally:
+                await stream.close()
+
+    def _event_error(self, code: object, message: object) -> BackendError:
+        errors = self._conn.errors
+        text = f"the response failed: {message or 'no message'}" + (f" ({code})" if code else "")
+        code_s = str(code or "")
+        if code_s == "rate_limit_exceeded":
+            return RateLimitError(errors.redact(text), backend="openai", stage="llm")
+        # server_error (and an error without a code) may pass; invalid_prompt, quota... do not
+        return errors.error(text, retryable=code_s in ("server_error", ""))
