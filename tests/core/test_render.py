@@ -50,6 +50,17 @@ def test_mp4_without_tag_and_odd_sizes(tmp_path) -> None:
         assert "ai_generated" not in c.metadata
 
 
+def test_audio_may_arrive_before_the_first_frame(tmp_path) -> None:
+    with Mp4Writer(tmp_path / "early.mp4", fps=25, sample_rate=16_000) as w:
+        w.add_audio(np.zeros(16_000, np.float32))
+        for _ in range(25):
+            w.add_frame(np.zeros((64, 64, 3), np.uint8))
+        w.add_audio(np.zeros(100, np.float32))
+    with av.open(str(tmp_path / "early.mp4")) as c:
+        assert len(c.streams.video) == 1 and len(c.streams.audio) == 1
+        assert sum(1 for _ in c.decode(c.streams.video[0])) == 25
+
+
 def test_writer_rejects_bad_frames(tmp_path) -> None:
     with pytest.raises(InvalidInputError):
         write_mp4(tmp_path / "c.mp4", frames=[], fps=25)

@@ -99,6 +99,8 @@ class Mp4Writer:
         vf.time_base = self._video_tb  # not stream.time_base: the muxer changes that
         self._n_frames += 1
         self._mux(self._video.encode(vf))
+        if self._n_frames == 1 and self._audio is not None:
+            self._drain_audio()  # audio that arrived before the first frame
 
     # -- audio --------------------------------------------------------------------------------
     def add_audio(self, audio: Audio | np.ndarray) -> None:
@@ -108,6 +110,11 @@ class Mp4Writer:
             audio = audio.resample(self.sample_rate).samples
         samples = np.asarray(audio, dtype=np.float32).reshape(-1)
         self._pending = np.concatenate([self._pending, samples])
+        if self._video is None:
+            return  # hold audio until the video stream exists: muxing writes the header
+        self._drain_audio()
+
+    def _drain_audio(self) -> None:
         while self._pending.shape[0] >= _AAC_FRAME:
             self._encode_audio(self._pending[:_AAC_FRAME])
             self._pending = self._pending[_AAC_FRAME:]
@@ -134,6 +141,7 @@ class Mp4Writer:
         self._closed = True
         try:
             if self._audio is not None:
+                self._drain_audio()
                 if self._pending.size:
                     self._encode_audio(self._pending)
                     self._pending = np.zeros(0, dtype=np.float32)

@@ -1,0 +1,426 @@
+"""The ``portrait`` avatar: a still portrait animated live on the CPU, offline.
+
+Give it a photo (or nothing, for the built-in drawn host) and a stream of speech; it yields video
+frames at a constant frame rate as the audio arrives: the jaw opens with the loudness of the
+speech and the lips take the shape of the visemes (or of the spectrum), the eyes blink, the head
+sways a little. Frame ``i`` shows the audio from ``i / fps`` to ``(i + 1) / fps``, and a stream of
+``d`` seconds gets exactly ``round(d * fps)`` frames, so sound and picture never drift.
+
+Needs ``pip install "lexperience[portrait]"`` (OpenCV for face finding and warping).
+
+>>> avatar = PortraitAvatar()                         # doctest: +SKIP
+>>> avatar = PortraitAvatar("me.jpg", size=512)      # doctest: +SKIP
+>>> frames = avatar.idle_frames(4.0)                 # a seamless 4 s idle loop  # doctest: +SKIP
+
+See ``docs/backends/portrait.md`` for how it works, its options, limits and speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ..errors import ConfigurationError, InvalidInputError
+from ..media import Audio, AudioChunk, VideoFrame
+from ..render.animation import Animator
+from ..render.face import MIN_FACE, FaceLayout, find_face, frame_portrait, locate_features
+from ..render.host import draw_host
+from ..render.image import MIN_SIDE, ImageSource, cv2_module, load_image
+from ..render.rig import FaceRig, FrameState
+from ..visemes import VisemeCue
+
+__all__ = ["PortraitAvatar"]
+
+log = logging.getLogger("lexperience.portrait")
+
+PortraitInput = ImageSource
+
+_CACHE_SIZE = 8
+_rig_cache: OrderedDict[tuple[object, ...], FaceRig] = OrderedDict()
+_rig_lock = threading.Lock()
+
+
+class _NoUsableFace(InvalidInputError):
+    """The image was read but holds no face the avatar can animate (fallback is possible)."""
+
+
+def _portrait_key(portrait: PortraitInput) -> tuple[bytes, str]:
+    """A content hash of ``portrait`` (so the same photo reuses its rig) and its bytes' origin."""
+    if isinstance(portrait, np.ndarray):
+        h = hashlib.sha1(np.ascontiguousarray(portrait).tobytes())
+        h.update(f"{portrait.shape}{portrait.dtype}".encode())
+        return h.digest(), "array"
+    if isinstance(portrait, (bytes, bytearray)):
+        return hashlib.sha1(bytes(portrait)).digest(), "bytes"
+    if isinstance(portrait, (str, os.PathLike)):
+        path = os.fspath(portrait)
+        try:
+            st = os.stat(path)
+        except OSError:
+            raise InvalidInputError(f"portrait image not found: {path}") from None
+        return hashlib.sha1(
+            f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}".encode()
+        ).digest(), "path"
+    raise InvalidInputError(
+        f"cannot use a {type(portrait).__name__} as a portrait; pass a path, bytes or an RGB array"
+    )
+
+
+def _build_photo_rig(
+    portrait: PortraitInput, size: int, background: tuple[int, int, int], expressiveness: float
+) -> FaceRig:
+    image, name = load_image(portrait, background=background, min_side=1)
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise _NoUsableFace(
+            f"the portrait image {name} is only {w}x{h} pixels; a face needs at least "
+            f"{MIN_SIDE}x{MIN_SIDE} (a head-and-shoulders photo of 512 pixels or more works "
+            "best). Use a larger photo, or fallback_to_builtin=True"
+        )
+    face = find_face(image)
+    if face is None:
+        raise _NoUsableFace(
+            f"no face found in the portrait {name}: the portrait avatar needs a roughly frontal, "
+            "upright, evenly lit face (a head-and-shoulders photo works best). Use another photo, "
+            "or pass fallback_to_builtin=True to use the built-in host instead"
+        )
+    if face.w < MIN_FACE:
+        raise _NoUsableFace(
+            f"the face in the portrait {name} is only {face.w:.0f} pixels wide; at least "
+            f"{MIN_FACE} are needed. Use a larger or closer photo, or fallback_to_builtin=True"
+        )
+    framed, box = frame_portrait(image, face, size)
+    layout = locate_features(framed, box)
+    return FaceRig(framed, layout, expressiveness=expressiveness)
+
+
+def _get_rig(
+    portrait: PortraitInput | None,
+    size: int,
+    background: tuple[int, int, int],
+    expressiveness: float,
+) -> FaceRig:
+    """The rig of ``portrait`` at ``size``, built once and cached (LRU of 8)."""
+    if portrait is None:
+        key: tuple[object, ...] = ("builtin", size, expressiveness)
+    else:
+        digest, kind = _portrait_key(portrait)
+        key = (kind, digest, size, background, expressiveness)
+    with _rig_lock:
+        rig = _rig_cache.get(key)
+        if rig is not None:
+            _rig_cache.move_to_end(key)
+            return rig
+    if portrait is None:
+        image, layout = draw_host(size)
+        rig = FaceRig(image, layout, teeth=True, expressiveness=expressiveness)
+    else:
+        rig = _build_photo_rig(portrait, size, background, expressiveness)
+    with _rig_lock:
+        _rig_cache[key] = rig
+        while len(_rig_cache) > _CACHE_SIZE:
+            _rig_cache.popitem(last=False)
+    return rig
+
+
+@dataclass
+class _Job:
+    """One frame to render: its index, its audio and its viseme."""
+
+    index: int
+    samples: np.ndarray
+    viseme: str | None
+
+
+class _Stream:
+    """The frame accounting of one :meth:`PortraitAvatar.animate` call (no I/O, no threads).
+
+    Audio is kept at the first chunk's sample rate (later chunks are resampled). Frame ``i`` is
+    due once the audio up to ``round((i + 1) * rate / fps)`` has arrived; at the end the total
+    is ``round(samples * fps / rate)``, exactly like :class:`~lexperience.testing.FakeAvatar`.
+    """
+
+    def __init__(self, fps: float) -> None:
+        self.fps = fps
+        self.rate: int | None = None
+        self.buf = np.zeros(0, dtype=np.float32)
+        self.consumed = 0  # samples already given to frames
+        self.index = 0  # next frame to render
+        self.cues: list[VisemeCue] = []  # absolute times, seconds
+
+    @property
+    def received(self) -> int:
+        return self.consumed + int(self.buf.shape[0])
+
+    def push(self, chunk: AudioChunk) -> list[_Job]:
+        if not isinstance(chunk, AudioChunk):
+            raise InvalidInputError(
+                f"the portrait avatar animates AudioChunk objects, got {type(chunk).__name__}"
+            )
+        if chunk.samples.size == 0:
+            return []
+        if self.rate is None:
+            self.rate = chunk.sample_rate
+        samples = chunk.samples
+        if chunk.sample_rate != self.rate:
+            samples = chunk.to_audio().resample(self.rate).samples
+        start = self.received / self.rate
+        for cue in chunk.visemes:
+            if cue.end > cue.start:
+                self.cues.append(cue.shifted(start))
+        self.buf = np.concatenate([self.buf, samples]) if self.buf.size else samples
+        due = int(self.received * self.fps / self.rate)
+        return self._take(due)
+
+    def _take(self, due: int) -> list[_Job]:
+        assert self.rate is not None
+        jobs = []
+        while self.index < due:
+            end = round((self.index + 1) * self.rate / self.fps) - self.consumed
+            end = max(0, min(end, int(self.buf.shape[0])))
+            jobs.append(_Job(self.index, self.buf[:end], self._viseme(self.index)))
+            self.buf = self.buf[end:]
+            self.consumed += end
+            self.index += 1
+        return jobs
+
+    def finish(self) -> list[_Job]:
+        if self.rate is None:
+            return []
+        final = round(self.received * self.fps / self.rate)
+        jobs = self._take(final)
+        if jobs and self.buf.size:  # rounding leftovers belong to the last frame
+            jobs[-1].samples = np.concatenate([jobs[-1].samples, self.buf])
+            self.buf = self.buf[:0]
+        return jobs
+
+    def _viseme(self, index: int) -> str | None:
+        """The viseme at the middle of frame ``index``, if the TTS gave cues for it."""
+        if not self.cues:
+            return None
+        t = (index + 0.5) / self.fps
+        while self.cues and self.cues[0].end <= t - 1.0:
+            self.cues.pop(0)  # old cues (a second behind) will not be asked for again
+        for cue in self.cues:
+            if cue.start <= t < cue.end:
+                return cue.viseme
+        return None
+
+
+class PortraitAvatar:
+    """A talking portrait on the CPU: a photo or the built-in drawn host, lip-synced live.
+
+    Args:
+        portrait: the face to animate: an image path, encoded image bytes or an RGB array
+            (grayscale, RGBA, 16-bit, CMYK JPEGs are fine; huge images are downscaled).
+            ``None`` uses the built-in host, a fictional character drawn by code.
+        fps: frames per second of the video.
+        size: the side of the square output frames, in pixels (64 to 2048).
+        fallback_to_builtin: when the photo holds no usable face (none found, too small), use
+            the built-in host instead of raising :class:`InvalidInputError`.
+        blink: blink at natural random intervals.
+        head_motion: sway the head slightly (and nod a little while speaking).
+        seed: makes blinks and sway reproducible (each ``animate`` call still differs from the
+            previous one); ``None`` for fresh randomness.
+        expressiveness: scales the jaw opening (1.0 natural).
+        background: the colour transparent parts of a portrait are composited on.
+        batch_frames: frames rendered per worker-thread call after the first frame.
+
+    Attributes:
+        fps: frames per second.
+        size: output side in pixels.
+        layout: where the face, eyes and mouth are in the output frames.
+        source: ``"builtin"`` or ``"photo"``.
+        fallback_reason: why the built-in host is used instead of the photo, else ``None``.
+
+    Raises:
+        InvalidInputError: the portrait is missing, not an image, too small, or holds no face
+            (without ``fallback_to_builtin``).
+        MissingDependencyError: OpenCV is not installed (the ``portrait`` extra).
+    """
+
+    name = "portrait"
+
+    def __init__(
+        self,
+        portrait: PortraitInput | None = None,
+        *,
+        fps: float = 25.0,
+        size: int = 512,
+        fallback_to_builtin: bool = False,
+        blink: bool = True,
+        head_motion: bool = True,
+        seed: int | None = None,
+        expressiveness: float = 1.0,
+        background: tuple[int, int, int] = (236, 236, 236),
+        batch_frames: int = 8,
+    ) -> None:
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 1 <= fps <= 120:
+            raise ConfigurationError(f"fps must be a number from 1 to 120, got {fps!r}")
+        if isinstance(size, bool) or not isinstance(size, int) or not 64 <= size <= 2048:
+            raise ConfigurationError(f"size must be an integer from 64 to 2048, got {size!r}")
+        if not 0.0 <= expressiveness <= 2.0:
+            raise ConfigurationError("expressiveness must be between 0 and 2")
+        if batch_frames < 1:
+            raise ConfigurationError("batch_frames must be at least 1")
+        cv2_module()  # fail early, with the install hint, when OpenCV is missing
+        self.fps = float(fps)
+        self.size = size
+        self.blink = blink
+        self.head_motion = head_motion
+        self.seed = seed
+        self.expressiveness = float(expressiveness)
+        self.batch_frames = int(batch_frames)
+        self.fallback_reason: str | None = None
+        self.source: Literal["builtin", "photo"] = "builtin" if portrait is None else "photo"
+        if len(background) != 3:
+            raise ConfigurationError("background must be an (r, g, b) tuple")
+        bg = (int(background[0]), int(background[1]), int(background[2]))
+        try:
+            self._rig = _get_rig(portrait, size, bg, self.expressiveness)
+        except _NoUsableFace as exc:
+            if not fallback_to_builtin:
+                raise InvalidInputError(str(exc)) from None
+            log.warning("%s; using the built-in host", exc)
+            self.fallback_reason = str(exc)
+            self.source = "builtin"
+            self._rig = _get_rig(None, size, bg, self.expressiveness)
+        self._calls = 0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"PortraitAvatar({self.source}, {self.size}x{self.size} @ {self.fps:g} fps)"
+
+    # -- information ----------------------------------------------------------------------------
+    @property
+    def layout(self) -> FaceLayout:
+        """Where the face, eyes and mouth are in the output frames (pixels)."""
+        return self._rig.layout
+
+    @property
+    def fell_back(self) -> bool:
+        """Whether the built-in host replaced a photo without a usable face."""
+        return self.fallback_reason is not None
+
+    def preview(self) -> np.ndarray:
+        """The portrait at rest (mouth closed, eyes open), ``size x size x 3`` RGB."""
+        return self._rig.render(FrameState())
+
+    def render_state(self, state: FrameState) -> np.ndarray:
+        """One frame in an explicit :class:`~lexperience.render.rig.FrameState` (for UIs, tests)."""
+        return self._rig.render(state)
+
+    # -- animation ------------------------------------------------------------------------------
+    def _animator(self, loop_seconds: float | None = None) -> Animator:
+        with self._lock:
+            self._calls += 1
+            call = self._calls
+        rng = np.random.default_rng(None if self.seed is None else [self.seed, call])
+        return Animator(
+            self.fps,
+            motion_scale=0.012 * self._rig.layout.face.w,
+            rng=rng,
+            blink=self.blink,
+            head_motion=self.head_motion,
+            expressiveness=1.0,
+            loop_seconds=loop_seconds,
+        )
+
+    def _render(self, animator: Animator, rate: int, jobs: list[_Job]) -> list[VideoFrame]:
+        frames = []
+        for job in jobs:
+            state = animator.state(job.index, job.samples, rate, job.viseme)
+            frames.append(VideoFrame(self._rig.render(state), job.index, self.fps))
+        return frames
+
+    async def animate(self, audio: AsyncIterable[AudioChunk]) -> AsyncIterator[VideoFrame]:
+        """Yield frames for ``audio`` as it arrives, numbered from 0.
+
+        Rendering runs ahead of the consumer in a background task (at most two batches), each
+        batch in a worker thread, so the event loop stays free and a consumer that encodes or
+        sends frames overlaps with the rendering. The first frame is rendered alone as soon as
+        one frame of audio is in; later ones in batches of ``batch_frames``. Closing the
+        iterator stops the work at the next batch.
+        """
+        animator = self._animator()
+        stream = _Stream(self.fps)
+        queue: asyncio.Queue[list[VideoFrame] | BaseException | None] = asyncio.Queue(maxsize=2)
+
+        async def render(jobs: list[_Job]) -> None:
+            pos = 0
+            while pos < len(jobs):
+                n = 1 if jobs[pos].index == 0 else self.batch_frames
+                batch = jobs[pos : pos + n]
+                pos += len(batch)
+                assert stream.rate is not None
+                frames = await asyncio.to_thread(self._render, animator, stream.rate, batch)
+                await queue.put(frames)
+
+        async def produce() -> None:
+            try:
+                async for chunk in audio:
+                    await render(stream.push(chunk))
+                await render(stream.finish())
+                await queue.put(None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # handed to the consumer, raised there
+                await queue.put(exc)
+
+        producer = asyncio.ensure_future(produce())
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                for frame in item:
+                    yield frame
+        finally:
+            if not producer.done():
+                producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+
+    def render_audio(
+        self, audio: Audio, *, visemes: tuple[VisemeCue, ...] | list[VisemeCue] = ()
+    ) -> list[VideoFrame]:
+        """All frames for a whole clip at once (blocking; for scripts and offline rendering).
+
+        ``visemes`` are optional cues with times from the start of ``audio``.
+        """
+        animator = self._animator()
+        stream = _Stream(self.fps)
+        chunk = AudioChunk(audio.samples, audio.sample_rate, visemes=tuple(visemes))
+        jobs = stream.push(chunk) + stream.finish()
+        if stream.rate is None:
+            return []
+        return self._render(animator, stream.rate, jobs)
+
+    def idle_frames(
+        self, seconds: float = 4.0, *, loop: bool = True, start_index: int = 0
+    ) -> list[VideoFrame]:
+        """Frames of the avatar listening (mouth closed, blinking, swaying), for UIs to show
+        between replies.
+
+        With ``loop=True`` the clip repeats seamlessly: the sway is periodic over ``seconds``
+        and no blink straddles the loop point; it starts (and ends) at the rest pose, like every
+        reply. Blocking; run it in a thread from async code.
+        """
+        if not 0 < seconds <= 600:
+            raise InvalidInputError("idle_frames needs 0 < seconds <= 600")
+        n = max(1, round(seconds * self.fps))
+        animator = self._animator(loop_seconds=n / self.fps if loop else None)
+        return [
+            VideoFrame(self._rig.render(animator.idle_state(i)), start_index + i, self.fps)
+            for i in range(n)
+        ]
