@@ -40,6 +40,8 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/offline.py --runs 5
 	$(BIN)/python benchmarks/avatar.py --runs 5
+	$(BIN)/python benchmarks/latency.py --runs 5
+	$(BIN)/python benchmarks/load.py
 
 clean:
 	rm -rf $(VENV) site out .pytest_cache .mypy_cache .ruff_cache
