@@ -58,6 +58,9 @@ def build_backend(
     return registry.create(kind, name, **opts)
 
 
+_PIPELINE_DONE: Any = object()  # put on a turn's queue when its pipeline task ends
+
+
 class _Turn:
     """Book-keeping of the running turn: its task, event queue and what reached the consumer."""
 
@@ -221,6 +224,10 @@ class Conversation:
             opener = getattr(obj, "aopen", None)
             if opener is not None:
                 await opener()
+        primer = getattr(self.backends.llm, "aprime", None)
+        if primer is not None:
+            # an in-process LLM can evaluate the unchanging system prompt now, not in turn 1
+            await primer([Message.system(self.persona.system_message())])
         self._opened = True
 
     async def aclose(self) -> None:
@@ -330,37 +337,29 @@ class Conversation:
             return await pipeline.run(self._to_input(user_input))
 
         turn.task = asyncio.ensure_future(run())
-        getter: asyncio.Future[Event] | None = None
-        try:
-            while True:
-                if turn.interrupt_requested:
-                    break
-                if not turn.queue.empty():
-                    event = turn.queue.get_nowait()
-                elif turn.task.done():
-                    break
-                else:
-                    getter = asyncio.ensure_future(turn.queue.get())
-                    await asyncio.wait({getter, turn.task}, return_when=asyncio.FIRST_COMPLETED)
-                    if not getter.done():
-                        getter.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await getter
-                        getter = None
-                        continue
-                    event = getter.result()
-                    getter = None
-                if turn.interrupt_requested:
-                    break
-                hook = HOOK_FOR_EVENT.get(type(event))
-                if hook is not None:
-                    await self.hooks.call(hook, event)
-                if isinstance(event, AudioEvent):
-                    turn.delivered_seconds = event.offset + event.chunk.duration
-                yield event
-        finally:
-            if getter is not None and not getter.done():
-                getter.cancel()
+
+        def wake(_: asyncio.Future[Reply]) -> None:
+            # The pipeline ended (done, failed or cancelled): wake a consumer blocked on get().
+            # If the queue is full the consumer is not blocked, and it checks task.done()
+            # before its next get().
+            with contextlib.suppress(asyncio.QueueFull):
+                turn.queue.put_nowait(_PIPELINE_DONE)
+
+        turn.task.add_done_callback(wake)
+        while True:
+            if turn.interrupt_requested:
+                break
+            if turn.queue.empty() and turn.task.done():
+                break
+            event = await turn.queue.get()
+            if event is _PIPELINE_DONE or turn.interrupt_requested:
+                continue
+            hook = HOOK_FOR_EVENT.get(type(event))
+            if hook is not None:
+                await self.hooks.call(hook, event)
+            if isinstance(event, AudioEvent):
+                turn.delivered_seconds = event.offset + event.chunk.duration
+            yield event
 
         if turn.interrupt_requested:
             await self._finish_interrupted(turn)

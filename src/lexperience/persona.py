@@ -81,6 +81,14 @@ class Persona(BaseModel):
         data = _read_mapping(file)
         if isinstance(data.get("persona"), dict):  # allow a [persona] table
             data = data["persona"]
+        voices = data.get("voices")
+        if isinstance(voices, dict):  # voice files named relative to the persona file
+            data = {**data, "voices": {
+                k: str(file.parent / v)
+                if isinstance(v, str) and (file.parent / v).is_file() and not Path(v).is_absolute()
+                else v
+                for k, v in voices.items()
+            }}  # fmt: skip
         portrait = data.get("portrait")
         if isinstance(portrait, str) and portrait and not Path(portrait).expanduser().is_absolute():
             data = {**data, "portrait": str(file.parent / portrait)}

@@ -12,6 +12,7 @@ This module is internal to :class:`~lexperience.Conversation`; its public face i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
@@ -42,6 +43,7 @@ from .transcript import Transcript
 T = TypeVar("T")
 
 _END = object()  # end-of-stream marker in the stage queues
+_timeout = getattr(asyncio, "timeout", None)
 
 
 @dataclass
@@ -64,6 +66,23 @@ class SentenceSpan:
     start: float
     end: float
     complete: bool = False  # TTS finished the sentence (else ``end`` is only how far it got)
+
+
+async def _wait_for_keeping_cancel(awaitable: Awaitable[T], timeout: float) -> T:
+    """``asyncio.wait_for`` for Python 3.10 without its flaw: when the result and a cancellation
+    of the caller arrive together, 3.10's ``wait_for`` returns the result and drops the
+    cancellation (an interrupted turn could then hang). ``asyncio.wait`` never does."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        await asyncio.wait({task})
+        raise asyncio.TimeoutError
+    return task.result()
 
 
 def backend_name(obj: object) -> str:
@@ -127,7 +146,10 @@ class TurnPipeline:
         try:
             if timeout is None:
                 return await awaitable
-            return await asyncio.wait_for(awaitable, timeout)
+            if _timeout is not None:  # Python 3.11+: no extra task per awaited item
+                async with _timeout(timeout):
+                    return await awaitable
+            return await _wait_for_keeping_cancel(awaitable, timeout)
         except asyncio.TimeoutError as exc:
             what = f"no result within {timeout:g} s" if timeout else f"timed out ({exc})"
             raise BackendTimeoutError(what, backend=self.b.names.get(stage), stage=stage) from exc
@@ -167,7 +189,7 @@ class TurnPipeline:
             if aclose is not None:
                 try:
                     await aclose()
-                except (Exception, asyncio.CancelledError):  # already failing or cancelled
+                except Exception:  # the stream is being abandoned; its own error is moot
                     pass
 
     # -- the turn -----------------------------------------------------------------------------
@@ -254,20 +276,21 @@ class TurnPipeline:
         budget = self.persona.max_sentences
         stream = self.b.llm.stream(messages, max_tokens=self.opts.max_tokens)
         done = False
-        async for delta in self.iterate("llm", stream):
-            self.metrics.mark_once("first_token")
-            self.metrics.counts["deltas"] += 1
-            if not delta:
-                continue
-            self.raw_text += delta
-            await self.emit(TextDelta, text=delta)
-            for sentence in splitter.push(delta):
-                await self._sentence(sentence, out)
-                if len(self.sentences) >= budget:
-                    done = True
-                    break
-            if done:
-                break  # the reply-length budget is spent: stop the LLM (its stream is closed)
+        async with contextlib.aclosing(self.iterate("llm", stream)) as deltas:
+            async for delta in deltas:
+                self.metrics.mark_once("first_token")
+                self.metrics.counts["deltas"] += 1
+                if not delta:
+                    continue
+                self.raw_text += delta
+                await self.emit(TextDelta, text=delta)
+                for sentence in splitter.push(delta):
+                    await self._sentence(sentence, out)
+                    if len(self.sentences) >= budget:
+                        done = True
+                        break
+                if done:
+                    break  # the reply-length budget is spent: stop the LLM (its stream is closed)
         if not done:
             for sentence in splitter.flush():
                 if len(self.sentences) < budget:
@@ -300,29 +323,31 @@ class TurnPipeline:
             index, text = item
             span = SentenceSpan(index, text, self.audio_seconds, self.audio_seconds)
             self.spans.append(span)
-            async for chunk in self.iterate("tts", self.b.tts.stream(text), busy="tts"):
-                if not isinstance(chunk, AudioChunk):
-                    raise self._wrap("tts", TypeError(f"stream() yielded {type(chunk).__name__}"))
-                if chunk.samples.size == 0:
-                    continue
-                if self.sample_rate is None:
-                    self.sample_rate = chunk.sample_rate
-                elif chunk.sample_rate != self.sample_rate:
-                    chunk = replace(
-                        chunk,
-                        samples=chunk.to_audio().resample(self.sample_rate).samples,
-                        sample_rate=self.sample_rate,
-                    )
-                chunk = replace(chunk, text=text, sentence_index=index)
-                offset = self.audio_seconds
-                self.audio_seconds += chunk.duration
-                span.end = self.audio_seconds
-                self.chunks.append(chunk)
-                self.metrics.reply_audio_s = self.audio_seconds
-                self.metrics.mark_once("first_audio")
-                await self.emit(AudioEvent, chunk=chunk, offset=offset)
-                if audio_out is not None:
-                    await audio_out.put(chunk)
+            tts_stream = self.iterate("tts", self.b.tts.stream(text), busy="tts")
+            async with contextlib.aclosing(tts_stream) as chunks:
+                async for chunk in chunks:
+                    if not isinstance(chunk, AudioChunk):
+                        raise self._wrap("tts", TypeError(f"stream() yielded {type(chunk).__name__}"))
+                    if chunk.samples.size == 0:
+                        continue
+                    if self.sample_rate is None:
+                        self.sample_rate = chunk.sample_rate
+                    elif chunk.sample_rate != self.sample_rate:
+                        chunk = replace(
+                            chunk,
+                            samples=chunk.to_audio().resample(self.sample_rate).samples,
+                            sample_rate=self.sample_rate,
+                        )
+                    chunk = replace(chunk, text=text, sentence_index=index)
+                    offset = self.audio_seconds
+                    self.audio_seconds += chunk.duration
+                    span.end = self.audio_seconds
+                    self.chunks.append(chunk)
+                    self.metrics.reply_audio_s = self.audio_seconds
+                    self.metrics.mark_once("first_audio")
+                    await self.emit(AudioEvent, chunk=chunk, offset=offset)
+                    if audio_out is not None:
+                        await audio_out.put(chunk)
             span.complete = True
             if span.end == span.start:
                 raise BackendError(
@@ -350,17 +375,19 @@ class TurnPipeline:
         try:
             # No per-frame timeout: an avatar legitimately waits for audio as long as TTS does.
             frames = self.b.avatar.animate(source)
-            async for frame in self.iterate("avatar", frames, busy="avatar", guard=False):
-                if not isinstance(frame, VideoFrame):
-                    raise self._wrap("avatar", TypeError(f"animate() yielded {type(frame)}"))
-                if self.watermark is not None:
-                    frame = VideoFrame(self.watermark.apply(frame.image), frame.index, frame.fps)
-                self.metrics.mark_once("first_video")
-                self.metrics.counts["frames"] += 1
-                self.fps = frame.fps
-                if self.opts.keep_frames:
-                    self.frames.append(frame)
-                await self.emit(VideoEvent, frame=frame)
+            frame_stream = self.iterate("avatar", frames, busy="avatar", guard=False)
+            async with contextlib.aclosing(frame_stream) as frame_items:
+                async for frame in frame_items:
+                    if not isinstance(frame, VideoFrame):
+                        raise self._wrap("avatar", TypeError(f"animate() yielded {type(frame)}"))
+                    if self.watermark is not None:
+                        frame = VideoFrame(self.watermark.apply(frame.image), frame.index, frame.fps)
+                    self.metrics.mark_once("first_video")
+                    self.metrics.counts["frames"] += 1
+                    self.fps = frame.fps
+                    if self.opts.keep_frames:
+                        self.frames.append(frame)
+                    await self.emit(VideoEvent, frame=frame)
         finally:
             self.metrics.busy["avatar"] = max(0.0, self.metrics.busy["avatar"] - waited)
             await source.aclose()

@@ -464,11 +464,19 @@ async def test_async_context_manager_calls_lifecycle() -> None:
         async def aclose(self) -> None:
             self.closed += 1
 
-    tts = Tracked()
-    async with make(tts=tts) as conv:
+    class Priming(FakeLLM):
+        primed: list[list[Message]] = []
+
+        async def aprime(self, messages: list[Message]) -> None:
+            self.primed.append(list(messages))
+
+    tts, llm = Tracked(), Priming()
+    async with make(tts=tts, llm=llm) as conv:
         await conv.areply("a")
         await conv.areply("b")
     assert (tts.opened, tts.closed) == (1, 1)
+    # the system prompt is handed to an LLM that can pre-evaluate it, once, before turn 1
+    assert llm.primed == [[Message.system(conv.persona.system_message())]]
 
 
 async def test_tts_with_no_audio_is_an_error() -> None:
