@@ -327,7 +327,9 @@ class TurnPipeline:
             async with contextlib.aclosing(tts_stream) as chunks:
                 async for chunk in chunks:
                     if not isinstance(chunk, AudioChunk):
-                        raise self._wrap("tts", TypeError(f"stream() yielded {type(chunk).__name__}"))
+                        raise self._wrap(
+                            "tts", TypeError(f"stream() yielded {type(chunk).__name__}")
+                        )
                     if chunk.samples.size == 0:
                         continue
                     if self.sample_rate is None:
@@ -381,7 +383,9 @@ class TurnPipeline:
                     if not isinstance(frame, VideoFrame):
                         raise self._wrap("avatar", TypeError(f"animate() yielded {type(frame)}"))
                     if self.watermark is not None:
-                        frame = VideoFrame(self.watermark.apply(frame.image), frame.index, frame.fps)
+                        frame = VideoFrame(
+                            self.watermark.apply(frame.image), frame.index, frame.fps
+                        )
                     self.metrics.mark_once("first_video")
                     self.metrics.counts["frames"] += 1
                     self.fps = frame.fps

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -465,7 +466,7 @@ async def test_async_context_manager_calls_lifecycle() -> None:
             self.closed += 1
 
     class Priming(FakeLLM):
-        primed: list[list[Message]] = []
+        primed: ClassVar[list[list[Message]]] = []
 
         async def aprime(self, messages: list[Message]) -> None:
             self.primed.append(list(messages))

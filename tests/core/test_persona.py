@@ -25,7 +25,9 @@ def test_from_toml_resolves_relative_portrait(tmp_path) -> None:
     assert p.voice_for("piper") == "/v.onnx" and p.voice_for("openai") is None
     assert p.max_sentences == 4
     (tmp_path / "v.onnx").write_bytes(b"x")
-    (tmp_path / "q.toml").write_text('name = "A"\nprompt = "p"\n[voices]\npiper = "v.onnx"\nopenai = "alloy"\n')
+    (tmp_path / "q.toml").write_text(
+        'name = "A"\nprompt = "p"\n[voices]\npiper = "v.onnx"\nopenai = "alloy"\n'
+    )
     q = Persona.from_file(tmp_path / "q.toml")
     assert q.voices == {"piper": str(tmp_path / "v.onnx"), "openai": "alloy"}
 
