@@ -176,6 +176,7 @@ async def test_interrupt_leaves_no_task_and_keeps_what_was_heard() -> None:
     assert 0 < len(assistant.content.split()) - 1 < len(first.split())
     assert first.startswith(assistant.content.removesuffix(" …"))
     # the conversation goes on normally afterwards
+    tts.realtime_factor = 0.0
     reply = await conv.areply("next")
     assert not reply.interrupted and len(conv.history) == 4
 

@@ -15,7 +15,6 @@ from lexperience import (
     Conversation,
     TurnCancelledError,
     TurnInterrupted,
-    TurnOptions,
     registry,
 )
 from lexperience.backends.faster_whisper_stt import FasterWhisperSTT
@@ -24,13 +23,8 @@ from lexperience.backends.piper_tts import PiperTTS
 
 pytestmark = pytest.mark.local
 
-# The interrupt tests turn the per-stage timeout off. With a timeout, the pipeline awaits each
-# backend item through asyncio.wait_for, which on Python <= 3.11 swallows a cancellation that lands
-# just as the item arrives (the inner future is done -> wait_for returns its result). A real TTS
-# thread delivers chunks in bursts, so an interrupt then often leaves the TTS stage running and
-# waiting for a sentence that never comes: the turn hangs. That is a core issue (pipeline.guard),
-# reported with its fix; these tests check the backends' part: every worker stops.
-NO_STAGE_TIMEOUT = TurnOptions(stage_timeout=None)
+# The interrupt tests run with the default per-stage timeout: a cancellation that lands just as a
+# backend item arrives must still stop the turn (pipeline.guard keeps it; it once did not).
 
 
 async def test_offline_round_trip(
@@ -66,7 +60,7 @@ async def test_offline_round_trip(
 async def test_interrupting_a_real_turn_stops_every_worker(
     stt: FasterWhisperSTT, llm: LlamaCppLLM, piper: PiperTTS, no_leaked_threads: None
 ) -> None:
-    conversation = Conversation(stt=stt, llm=llm, tts=piper, options=NO_STAGE_TIMEOUT)
+    conversation = Conversation(stt=stt, llm=llm, tts=piper)
     tokens = llm.tokens_generated
     events = []
     async for event in conversation.stream("Tell me everything you know about the planet Mars."):
@@ -87,7 +81,7 @@ async def test_interrupting_a_real_turn_stops_every_worker(
 async def test_areply_interrupted_from_outside(
     stt: FasterWhisperSTT, llm: LlamaCppLLM, piper: PiperTTS, no_leaked_threads: None
 ) -> None:
-    conversation = Conversation(stt=stt, llm=llm, tts=piper, options=NO_STAGE_TIMEOUT)
+    conversation = Conversation(stt=stt, llm=llm, tts=piper)
     task = asyncio.ensure_future(conversation.areply("Why do stars twinkle at night?"))
     while llm.tokens_generated == 0 or not conversation.busy:
         await asyncio.sleep(0.01)
