@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -26,6 +27,13 @@ ENV_KEY = "OPENAI_API_KEY"
 ENV_BASE_URL = "OPENAI_BASE_URL"
 #: Sent when a non-OpenAI server (Ollama, vLLM, llama.cpp) needs no key: the SDK requires one.
 LOCAL_PLACEHOLDER_KEY = "not-needed"
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_ssl_context() -> Any:
+    """httpx2's default TLS context (same CA bundle and settings), built once per process."""
+    httpx2 = require("httpx2", "openai", feature="the OpenAI backends")
+    return httpx2.create_ssl_context()
 
 
 def _is_openai_host(base_url: str | None) -> bool:
@@ -102,6 +110,11 @@ class OpenAIConnection:
             kwargs["project"] = self.project
         if self.default_headers:
             kwargs["default_headers"] = self.default_headers
+        # One TLS context for every client: building one loads the CA bundle (~50 ms of CPU on
+        # the event loop), which three backends x N conversations would otherwise each pay.
+        kwargs["http_client"] = openai.DefaultAsyncHttpxClient(
+            verify=_shared_ssl_context(), timeout=timeout
+        )
         return openai.AsyncOpenAI(**kwargs)
 
     @property

@@ -560,18 +560,22 @@ class ReplicateAvatar:
                     raise t.exception()  # type: ignore[misc]
 
     # -- one clip -----------------------------------------------------------------------------
+    def _clip_wav(self, chunks: list[AudioChunk]) -> bytes:
+        """The WAV the model gets for one sentence, padded to the model's shortest input."""
+        clip = Audio.concatenate([c.to_audio() for c in chunks]).resample(self.audio_sample_rate)
+        pad = self.model.min_audio_seconds - clip.duration
+        if pad > 0:
+            clip = Audio.concatenate([clip, Audio.silence(pad, clip.sample_rate)])
+        return clip.to_wav_bytes()
+
     async def _render(self, seg: _Segment, session: _Session) -> list[np.ndarray]:
         if seg.n_frames <= 0:
             return []
-        clip = Audio.concatenate([c.to_audio() for c in seg.chunks])
-        seconds = clip.duration
-        clip = clip.resample(self.audio_sample_rate)
-        pad = self.model.min_audio_seconds - clip.duration
-        if pad > 0:
-            silence = Audio.silence(pad, clip.sample_rate)
-            clip = Audio.concatenate([clip, silence])
+        seconds = sum(c.duration for c in seg.chunks)
+        # joining, resampling and encoding a sentence is CPU work: keep it off the event loop
+        wav = await asyncio.to_thread(self._clip_wav, seg.chunks)
         async with session.semaphore:
-            output = await self._predict(session, clip.to_wav_bytes(), seg)
+            output = await self._predict(session, wav, seg)
         data = await self._download(output)
         try:
             images, times = await asyncio.to_thread(decode_clip, data, self.size)
