@@ -64,7 +64,10 @@ class Avatar(Protocol):
     """Turns a stream of speech into a stream of video frames at a constant ``fps``.
 
     For every second of audio it receives, an avatar yields exactly ``fps`` frames (rounded over
-    the whole stream), so audio and video never drift apart.
+    the whole stream: frame boundaries at ``round(t * fps)`` of the total audio time), so audio and
+    video never drift apart. Live avatars yield frames as audio arrives; clip-based avatars (a
+    cloud model that returns one video per sentence) yield each sentence's frames in a burst, so
+    a player should buffer frames against their ``timestamp``.
     """
 
     fps: float
