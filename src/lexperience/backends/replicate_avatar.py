@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import bisect
 import contextlib
 import functools
 import io
@@ -60,7 +59,25 @@ from ._cloud import (
     retry,
 )
 
-__all__ = ["DREAMTALK", "MODELS", "SADTALKER", "ReplicateAvatar", "ReplicateModel"]
+__all__ = [
+    "DREAMTALK",
+    "MODELS",
+    "SADTALKER",
+    "ReplicateAvatar",
+    "ReplicateModel",
+    "decode_clip",
+    "sample_frames",
+]
+
+from ._replicate_media import (
+    DREAMTALK,
+    MODELS,
+    SADTALKER,
+    NotAVideoError,
+    ReplicateModel,
+    decode_clip,
+    sample_frames,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,185 +85,6 @@ ENV_KEY = "REPLICATE_API_TOKEN"
 _TERMINAL = ("succeeded", "failed", "canceled")
 _PORTRAIT_TTL = 12 * 3600.0  # Replicate keeps uploaded files for a day; re-upload well before
 _CANCEL_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True)
-class ReplicateModel:
-    """How to call one lip-sync model on Replicate.
-
-    Attributes:
-        name: ``owner/model``.
-        version: the version id to run; ``None`` runs the latest version (looked up once), or
-            the model itself for ``official`` models.
-        image_input: the input that takes the portrait.
-        audio_input: the input that takes the sentence audio (a WAV file).
-        inputs: every other input, sent as is with each prediction.
-        official: an "official" model, run through ``/v1/models/{name}/predictions`` (no version).
-        output_key: when the output is an object, the key that holds the video URL.
-        min_audio_seconds: shorter sentences are padded with silence for the model (some fail on
-            very short audio); only the frames of the real audio are used.
-    """
-
-    name: str
-    version: str | None = None
-    image_input: str = "image"
-    audio_input: str = "audio"
-    inputs: Mapping[str, Any] = field(default_factory=dict)
-    official: bool = False
-    output_key: str | None = None
-    min_audio_seconds: float = 0.5
-
-    def __post_init__(self) -> None:
-        owner, _, model = self.name.partition("/")
-        if not owner or not model or "/" in model or ":" in model:
-            raise ConfigurationError(f"a Replicate model name is 'owner/model', got {self.name!r}")
-        if self.image_input == self.audio_input:
-            raise ConfigurationError("image_input and audio_input must be different inputs")
-        object.__setattr__(self, "inputs", dict(self.inputs))
-
-    @classmethod
-    def parse(cls, spec: str | ReplicateModel | Mapping[str, Any]) -> ReplicateModel:
-        """A built-in name (``dreamtalk``, ``sadtalker``), ``owner/model[:version]``, a mapping
-        of this class's fields, or a :class:`ReplicateModel`."""
-        if isinstance(spec, ReplicateModel):
-            return spec
-        if isinstance(spec, Mapping):
-            try:
-                return cls(**dict(spec))
-            except TypeError as exc:
-                raise ConfigurationError(f"bad Replicate model spec: {exc}") from exc
-        if not isinstance(spec, str) or not spec:
-            raise ConfigurationError(f"cannot use {spec!r} as a Replicate model")
-        if spec.lower() in MODELS:
-            return MODELS[spec.lower()]
-        name, _, version = spec.partition(":")
-        for preset in MODELS.values():  # "cjwbw/dreamtalk:<other version>" keeps its inputs
-            if preset.name == name:
-                return replace(preset, version=version or preset.version)
-        return cls(name=name, version=version or None)
-
-
-#: DreamTalk, as the prototype ran it (inputs from its call; version pinned).
-DREAMTALK = ReplicateModel(
-    name="cjwbw/dreamtalk",
-    version="c52a2bad8c0bdf9645609de071dddb1ddab0b396b8bf7096027819473a85b4ca",
-    image_input="image",
-    audio_input="audio",
-    inputs={
-        "style_clip": "data/style_clip/3DMM/M030_front_neutral_level1_001.mat",
-        "pose": "data/pose/RichardShelby_front_neutral_level1_001.mat",
-        "num_inference_steps": 10,
-        "cfg_scale": 1.0,
-        "crop_image": True,
-        "max_gen_len": 1000,
-    },
-)
-
-#: SadTalker (``cjwbw/sadtalker``): head motion and blinks, slower than DreamTalk.
-SADTALKER = ReplicateModel(
-    name="cjwbw/sadtalker",
-    version="3aa3dac9353cc4d6bd62a8f95957bd844003b401ca4e4a9b33baa574c549d376",
-    image_input="source_image",
-    audio_input="driven_audio",
-    inputs={"still": True, "preprocess": "full", "enhancer": "gfpgan"},
-)
-
-MODELS: dict[str, ReplicateModel] = {"dreamtalk": DREAMTALK, "sadtalker": SADTALKER}
-
-
-class _NotAVideo(Exception):
-    """The output is not a video (``retryable`` when it looks like a truncated one)."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
-def _sniff(data: bytes) -> str | None:
-    head = data[:16]
-    if head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3" or head[:4] == b"RIFF":
-        return "video"
-    if head.startswith(b"\x89PNG"):
-        return "a PNG image"
-    if head.startswith(b"\xff\xd8"):
-        return "a JPEG image"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "a GIF image"
-    stripped = head.lstrip()
-    if stripped.startswith((b"{", b"[")):
-        return "JSON"
-    if stripped[:1] == b"<":
-        return "HTML/XML text"
-    return None
-
-
-def _fit(frame: Any, size: tuple[int, int]) -> np.ndarray:
-    """An RGB array of exactly ``size`` (w, h): the frame scaled to fit, centred on black."""
-    width, height = size
-    w, h = int(frame.width), int(frame.height)
-    scale = min(width / w, height / h)
-    nw, nh = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
-    image = frame.reformat(width=nw, height=nh, format="rgb24").to_ndarray()
-    if (nw, nh) == (width, height):
-        return np.ascontiguousarray(image)
-    canvas = np.zeros((height, width, 3), dtype=np.uint8)
-    y, x = (height - nh) // 2, (width - nw) // 2
-    canvas[y : y + nh, x : x + nw] = image
-    return canvas
-
-
-def decode_clip(data: bytes, size: tuple[int, int]) -> tuple[list[np.ndarray], list[float]]:
-    """Decode an MP4 (or other video) into RGB frames fitted to ``size`` and their times (s).
-
-    Raises:
-        _NotAVideo: not a video, no video stream, or nothing decodable.
-    """
-    kind = _sniff(data)
-    if kind is not None and kind != "video":
-        raise _NotAVideo(f"the model returned {kind}, not a video", retryable=False)
-    av = require("av", "replicate", feature="the Replicate avatar")
-    try:
-        container = av.open(io.BytesIO(data), mode="r")
-    except Exception as exc:  # av.error.InvalidDataError and friends
-        raise _NotAVideo(
-            f"the output is not a readable video ({type(exc).__name__})", retryable=kind == "video"
-        ) from exc
-    frames: list[np.ndarray] = []
-    times: list[float] = []
-    try:
-        if not container.streams.video:
-            raise _NotAVideo("the output file has no video stream", retryable=False)
-        stream = container.streams.video[0]
-        rate = float(stream.average_rate or stream.guessed_rate or 25)
-        try:
-            for i, frame in enumerate(container.decode(stream)):
-                t = frame.time
-                times.append(float(t) if t is not None else i / rate)
-                frames.append(_fit(frame, size))
-        except Exception as exc:  # a truncated file: keep what decoded, if anything
-            if not frames:
-                raise _NotAVideo(
-                    f"the video could not be decoded ({type(exc).__name__})", retryable=True
-                ) from exc
-            log.warning("replicate avatar: the clip was cut short after %d frames", len(frames))
-    finally:
-        container.close()
-    if not frames:
-        raise _NotAVideo("the video has no frames", retryable=True)
-    order = np.argsort(np.asarray(times), kind="stable")
-    first = times[int(order[0])]
-    return [frames[int(i)] for i in order], [times[int(i)] - first for i in order]
-
-
-def sample_frames(times: list[float], count: int, fps: float) -> list[int]:
-    """Which source frame to show at each of ``count`` output frames at ``fps``: the latest
-    source frame whose time has come (dropping or repeating frames as the rates differ; the
-    last frame holds when the clip is shorter than the audio)."""
-    picks: list[int] = []
-    for i in range(count):
-        j = bisect.bisect_right(times, i / fps + 1e-6) - 1
-        picks.append(min(max(j, 0), len(times) - 1))
-    return picks
 
 
 @dataclass
@@ -579,7 +417,7 @@ class ReplicateAvatar:
         data = await self._download(output)
         try:
             images, times = await asyncio.to_thread(decode_clip, data, self.size)
-        except _NotAVideo as exc:
+        except NotAVideoError as exc:
             raise self.errors.error(
                 f"{exc} (model {self.model.name}; check the model spec's output)",
                 retryable=exc.retryable,
