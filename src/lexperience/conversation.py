@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import os
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Sequence
 from types import TracebackType
 from typing import Any, Literal, Union
 
@@ -24,8 +24,9 @@ from .errors import (
 )
 from .events import AudioEvent, ErrorEvent, Event, TurnDone, TurnInterrupted
 from .hooks import HOOK_FOR_EVENT, Hooks
-from .media import Audio
+from .media import Audio, AudioChunk
 from .messages import Message
+from .metrics import MetricsRecorder
 from .options import TurnOptions
 from .persona import DEFAULT_PERSONA, Persona
 from .pipeline import Backends, TurnPipeline, backend_name
@@ -35,9 +36,10 @@ from .reply import Reply
 
 __all__ = ["Conversation", "UserInput", "build_backend"]
 
-UserInput = Union[str, Audio, "os.PathLike[str]", bytes, bytearray]
+UserInput = Union[str, Audio, "os.PathLike[str]", bytes, bytearray, AsyncIterable[AudioChunk]]
 """What a turn accepts: typed text (``str``), an :class:`Audio` clip, an audio file path
-(``pathlib.Path``) or encoded audio file bytes."""
+(``pathlib.Path``), encoded audio file bytes, or a live stream of microphone
+:class:`AudioChunk` s (an async iterable that ends when the user stops speaking)."""
 
 OnBusy = Literal["wait", "interrupt", "error"]
 
@@ -271,6 +273,26 @@ class Conversation:
             self._lock, self._lock_loop = asyncio.Lock(), loop
         return self._lock
 
+    async def _collect(self, chunks: AsyncIterable[AudioChunk]) -> Audio:
+        """Gather a live microphone stream into one clip, refusing it as soon as it runs too long."""
+        parts: list[Audio] = []
+        seconds = 0.0
+        limit = self.options.max_input_seconds
+        async for chunk in chunks:
+            if not isinstance(chunk, AudioChunk):
+                raise InvalidInputError(
+                    f"a live audio stream must yield AudioChunk, got {type(chunk).__name__}"
+                )
+            parts.append(chunk.to_audio())
+            seconds += chunk.duration
+            if seconds > limit:
+                raise InvalidInputError(
+                    f"the audio stream ran past {limit:.0f} s (TurnOptions.max_input_seconds)"
+                )
+        if not parts:
+            raise InvalidInputError("the audio stream ended without any audio")
+        return Audio.concatenate(parts)
+
     def _to_input(self, user_input: UserInput) -> Audio | str:
         if isinstance(user_input, (str, Audio)):
             return user_input
@@ -282,7 +304,7 @@ class Conversation:
                 "a bare numpy array has no sample rate: wrap it as Audio.from_numpy(array, rate)"
             )
         raise InvalidInputError(
-            f"cannot answer a {type(user_input).__name__}: pass text, Audio, a Path or bytes"
+            f"cannot answer a {type(user_input).__name__}: pass text, Audio, a Path, bytes or an async stream of AudioChunk"
         )
 
     async def stream(
@@ -334,6 +356,11 @@ class Conversation:
         pipeline = turn.pipeline
 
         async def run() -> Reply:
+            if isinstance(user_input, AsyncIterable):
+                clip = await self._collect(user_input)
+                # the user stopped speaking now: every latency is measured from this moment
+                pipeline.metrics = MetricsRecorder()
+                return await pipeline.run(clip)
             return await pipeline.run(self._to_input(user_input))
 
         turn.task = asyncio.ensure_future(run())

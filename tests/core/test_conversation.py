@@ -11,6 +11,7 @@ import pytest
 
 from lexperience import (
     Audio,
+    AudioChunk,
     AudioEvent,
     BackendError,
     BackendTimeoutError,
@@ -323,6 +324,38 @@ async def test_bad_input_is_typed_and_loses_nothing(question: object, match: str
         await conv.areply(question)  # type: ignore[arg-type]
     assert conv.history == before
     assert (await conv.areply("still works")).text
+
+
+async def test_live_microphone_stream_input() -> None:
+    stt = FakeSTT()
+    conv = make(stt=stt)
+    clip = speech(1.0)
+
+    async def microphone():
+        for start in range(0, len(clip), 1600):  # 100 ms chunks, as a sound card delivers them
+            await asyncio.sleep(0.01)
+            yield AudioChunk(clip.samples[start : start + 1600], clip.sample_rate)
+
+    reply = await conv.areply(microphone())
+    assert reply.transcript is not None and reply.metrics.input_audio_s == pytest.approx(1.0)
+    assert np.array_equal(stt.calls[0].samples, clip.samples)
+    # latencies count from the end of the stream (end of speech), not from when it began
+    assert reply.metrics.transcript_s is not None and reply.metrics.transcript_s < 0.05
+
+    async def endless():
+        while True:
+            yield AudioChunk(np.full(16_000, 0.1, np.float32), 16_000)
+
+    with pytest.raises(InvalidInputError, match="ran past 300 s"):
+        await conv.areply(endless())
+
+    async def nothing():
+        return
+        yield
+
+    with pytest.raises(InvalidInputError, match="without any audio"):
+        await conv.areply(nothing())
+    assert len(conv.history) == 2
 
 
 async def test_no_speech_recognised() -> None:
