@@ -30,6 +30,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import ConfigurationError, InvalidInputError
+from ..framing import AudioFramer
 from ..media import Audio, AudioChunk, VideoFrame
 from ..render.animation import Animator
 from ..render.face import MIN_FACE, FaceLayout, find_face, frame_portrait, locate_features
@@ -142,24 +143,17 @@ class _Job:
 
 
 class _Stream:
-    """The frame accounting of one :meth:`PortraitAvatar.animate` call (no I/O, no threads).
-
-    Audio is kept at the first chunk's sample rate (later chunks are resampled). Frame ``i`` is
-    due once the audio up to ``round((i + 1) * rate / fps)`` has arrived; at the end the total
-    is ``round(samples * fps / rate)``, exactly like :class:`~lexperience.testing.FakeAvatar`.
-    """
+    """One :meth:`PortraitAvatar.animate` call: :class:`~lexperience.framing.AudioFramer`'s frame
+    accounting (shared with every avatar) plus the TTS's viseme cues. No I/O, no threads."""
 
     def __init__(self, fps: float) -> None:
         self.fps = fps
-        self.rate: int | None = None
-        self.buf = np.zeros(0, dtype=np.float32)
-        self.consumed = 0  # samples already given to frames
-        self.index = 0  # next frame to render
+        self.framer = AudioFramer(fps)
         self.cues: list[VisemeCue] = []  # absolute times, seconds
 
     @property
-    def received(self) -> int:
-        return self.consumed + int(self.buf.shape[0])
+    def rate(self) -> int | None:
+        return self.framer.rate
 
     def push(self, chunk: AudioChunk) -> list[_Job]:
         if not isinstance(chunk, AudioChunk):
@@ -168,40 +162,14 @@ class _Stream:
             )
         if chunk.samples.size == 0:
             return []
-        if self.rate is None:
-            self.rate = chunk.sample_rate
-        samples = chunk.samples
-        if chunk.sample_rate != self.rate:
-            samples = chunk.to_audio().resample(self.rate).samples
-        start = self.received / self.rate
+        start = self.framer.received_seconds
         for cue in chunk.visemes:
             if cue.end > cue.start:
                 self.cues.append(cue.shifted(start))
-        self.buf = np.concatenate([self.buf, samples]) if self.buf.size else samples
-        due = int(self.received * self.fps / self.rate)
-        return self._take(due)
-
-    def _take(self, due: int) -> list[_Job]:
-        assert self.rate is not None
-        jobs = []
-        while self.index < due:
-            end = round((self.index + 1) * self.rate / self.fps) - self.consumed
-            end = max(0, min(end, int(self.buf.shape[0])))
-            jobs.append(_Job(self.index, self.buf[:end], self._viseme(self.index)))
-            self.buf = self.buf[end:]
-            self.consumed += end
-            self.index += 1
-        return jobs
+        return [_Job(i, samples, self._viseme(i)) for i, samples in self.framer.push(chunk)]
 
     def finish(self) -> list[_Job]:
-        if self.rate is None:
-            return []
-        final = round(self.received * self.fps / self.rate)
-        jobs = self._take(final)
-        if jobs and self.buf.size:  # rounding leftovers belong to the last frame
-            jobs[-1].samples = np.concatenate([jobs[-1].samples, self.buf])
-            self.buf = self.buf[:0]
-        return jobs
+        return [_Job(i, samples, self._viseme(i)) for i, samples in self.framer.finish()]
 
     def _viseme(self, index: int) -> str | None:
         """The viseme at the middle of frame ``index``, if the TTS gave cues for it."""

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 import numpy as np
 
 from ..errors import BackendError
+from ..framing import AudioFramer
 from ..media import Audio, AudioChunk, VideoFrame
 from ..messages import Message
 from ..transcript import Transcript, Word
@@ -246,32 +247,15 @@ class FakeAvatar:
     async def animate(self, audio: AsyncIterable[AudioChunk]) -> AsyncIterator[VideoFrame]:
         self.active += 1
         try:
-            buf = np.zeros(0, dtype=np.float32)
-            rate: int | None = None
-            consumed = 0  # samples already turned into frames
-            index = 0
+            framer = AudioFramer(self.fps)
             async for chunk in audio:
-                if rate is None:
-                    rate = chunk.sample_rate
-                samples = chunk.to_audio().resample(rate).samples
-                buf = np.concatenate([buf, samples])
-                total = consumed + buf.shape[0]
-                due = int(total * self.fps / rate)  # frames whose audio has fully arrived
-                while index < due:
-                    end = round((index + 1) * rate / self.fps) - consumed
-                    frame_samples, buf = buf[:end], buf[end:]
-                    consumed += end
+                for index, samples in framer.push(chunk):
                     if self.error_after_frames is not None and index >= self.error_after_frames:
                         raise BackendError("scripted avatar failure", backend="fake")
                     if self.realtime_factor:
                         await asyncio.sleep(self.realtime_factor / self.fps)
-                    yield self._frame(frame_samples, index)
-                    index += 1
-            if rate is not None:
-                final = round((consumed + buf.shape[0]) * self.fps / rate)
-                while index < final:
-                    yield self._frame(buf, index)
-                    buf = buf[:0]
-                    index += 1
+                    yield self._frame(samples, index)
+            for index, samples in framer.finish():
+                yield self._frame(samples, index)
         finally:
             self.active -= 1
