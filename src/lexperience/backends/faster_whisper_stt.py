@@ -262,6 +262,18 @@ class FasterWhisperSTT:
         model = self.load()
         if language is not None:
             self._check_language(model, language)
+        try:
+            return self._decode(model, audio, language)
+        except LexperienceError:
+            raise
+        except Exception as exc:
+            raise BackendError(
+                f"faster-whisper failed: {type(exc).__name__}: {exc}",
+                backend=self.name,
+                stage="stt",
+            ) from exc
+
+    def _decode(self, model: Any, audio: Audio, language: str | None) -> Transcript:
         samples = np.ascontiguousarray(audio.resample(_SAMPLE_RATE).samples, dtype=np.float32)
         lang = language or (None if model.model.is_multilingual else "en")
         fast_ok = (
@@ -272,53 +284,35 @@ class FasterWhisperSTT:
         )
         if fast_ok:
             assert lang is not None
-            try:
-                text = self._fast_decode(model, samples, lang, audio.duration)
-            except LexperienceError:
-                raise
-            except Exception as exc:
-                raise BackendError(
-                    f"faster-whisper failed: {type(exc).__name__}: {exc}",
-                    backend=self.name,
-                    stage="stt",
-                ) from exc
+            text = self._fast_decode(model, samples, lang, audio.duration)
             if text is not None:
                 self.last_decode = "fast"
                 return Transcript(text=text, language=lang, duration=audio.duration)
             self.last_decode = "fallback"
         else:
             self.last_decode = "standard"
-        try:
-            segments, info = model.transcribe(
-                samples,
-                language=language,
-                beam_size=self.beam_size,
-                vad_filter=self.vad_filter,
-                word_timestamps=self.word_timestamps,
-                condition_on_previous_text=False,
-                initial_prompt=self.initial_prompt,
-            )
-            parts: list[str] = []
-            words: list[Word] = []
-            for segment in segments:  # lazy: decoding happens here, in this worker thread
-                parts.append(segment.text)
-                for w in segment.words or ():
-                    words.append(
-                        Word(
-                            text=w.word.strip(),
-                            start=float(w.start),
-                            end=float(w.end),
-                            probability=float(w.probability),
-                        )
+        segments, info = model.transcribe(
+            samples,
+            language=language,
+            beam_size=self.beam_size,
+            vad_filter=self.vad_filter,
+            word_timestamps=self.word_timestamps,
+            condition_on_previous_text=False,
+            initial_prompt=self.initial_prompt,
+        )
+        parts: list[str] = []
+        words: list[Word] = []
+        for segment in segments:  # lazy: decoding happens here, in this worker thread
+            parts.append(segment.text)
+            for w in segment.words or ():
+                words.append(
+                    Word(
+                        text=w.word.strip(),
+                        start=float(w.start),
+                        end=float(w.end),
+                        probability=float(w.probability),
                     )
-        except LexperienceError:
-            raise
-        except Exception as exc:
-            raise BackendError(
-                f"faster-whisper failed: {type(exc).__name__}: {exc}",
-                backend=self.name,
-                stage="stt",
-            ) from exc
+                )
         return Transcript(
             text=" ".join(p.strip() for p in parts if p.strip()),
             language=info.language,
