@@ -36,7 +36,7 @@ import numpy as np
 from lexperience.backends import portrait_avatar as pa
 from lexperience.backends.portrait_avatar import PortraitAvatar
 from lexperience.media import Audio, AudioChunk
-from lexperience.render.mp4 import Mp4Writer
+from lexperience.output.mp4 import Mp4Writer
 
 TEXT = (
     "Black holes are regions of space where gravity is so strong that nothing, not even light, "

@@ -562,7 +562,7 @@ def _make_clip(frames: int) -> bytes:
     """A small H.264 clip of a moving gradient, ``frames`` frames at ``CLIP_FPS``."""
     import tempfile
 
-    from lexperience.render.mp4 import write_mp4
+    from lexperience.output.mp4 import write_mp4
 
     y, x = np.mgrid[0:CLIP_SIZE, 0:CLIP_SIZE]
     images = [

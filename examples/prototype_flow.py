@@ -91,7 +91,7 @@ async def run(args: argparse.Namespace) -> int:
 
     first_audio = first_video = False
     async with conv:
-        async for event in conv.stream(question, keep_frames=True):
+        async for event in conv.stream(question, encode_video=True):
             if isinstance(event, TranscriptEvent):
                 print(f"{stamp()} You: {event.transcript.text}")
                 print(f"{stamp()} {conv.persona.name}: ", end="", flush=True)

@@ -4,6 +4,8 @@ The top-level package imports no backend: backends load lazily by name through
 :mod:`lexperience.registry`, and each one's optional packages come with its pip extra.
 """
 
+import logging as _logging
+
 from ._version import __version__
 from .context import ContextProvider, StaticContext, TurnContext
 from .conversation import Conversation, UserInput
@@ -25,6 +27,7 @@ from .events import (
     AudioEvent,
     ErrorEvent,
     Event,
+    PartialTranscript,
     SentenceEvent,
     TextDelta,
     TranscriptEvent,
@@ -38,11 +41,11 @@ from .media import Audio, AudioChunk, VideoFrame
 from .messages import Message
 from .metrics import TurnMetrics
 from .options import TurnOptions
+from .output.watermark import Watermark
 from .persona import DEFAULT_PERSONA, Persona
-from .protocols import LLM, STT, TTS, Avatar
+from .protocols import LLM, STT, TTS, Avatar, FrameFilter, StreamingSTT
 from .registry import create
-from .render.watermark import Watermark
-from .reply import Reply
+from .reply import EncodedVideo, Reply
 from .transcript import Transcript, Word
 from .visemes import VisemeCue
 
@@ -62,8 +65,10 @@ __all__ = [
     "ContextProvider",
     "Conversation",
     "ConversationBusyError",
+    "EncodedVideo",
     "ErrorEvent",
     "Event",
+    "FrameFilter",
     "HookError",
     "Hooks",
     "InvalidInputError",
@@ -71,11 +76,13 @@ __all__ = [
     "Message",
     "MissingCredentialsError",
     "MissingDependencyError",
+    "PartialTranscript",
     "Persona",
     "RateLimitError",
     "Reply",
     "SentenceEvent",
     "StaticContext",
+    "StreamingSTT",
     "TextDelta",
     "Transcript",
     "TranscriptEvent",
@@ -95,3 +102,6 @@ __all__ = [
     "__version__",
     "create",
 ]
+
+# A library logs, it does not configure logging: the application decides where records go.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())

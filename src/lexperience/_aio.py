@@ -8,6 +8,9 @@
   swallows the caller's own cancellation and never leaves a task running.
 * :func:`gather_or_cancel`: run awaitables concurrently; on the first failure cancel the others,
   wait for them, and raise that failure as it is (no ``ExceptionGroup``; also on Python 3.10).
+* :class:`CrossLoopLock` and :class:`CrossLoopEvent`: a FIFO mutex and an event that coroutines on
+  *any* event loop, in any thread, can await (one conversation is driven from its own background
+  loop by ``reply()`` and from the caller's loop by ``areply()``; it runs one turn at a time).
 * :func:`wait_for`: await with a deadline. A missed deadline raises :class:`DeadlineExceeded`,
   which is *not* a ``TimeoutError``: a backend's own ``TimeoutError`` stays distinguishable from
   the pipeline's stage timeout (on 3.11+ ``asyncio.TimeoutError is TimeoutError``). The caller's
@@ -29,6 +32,8 @@ from typing import Any, Generic, TypeVar, cast
 __all__ = [
     "Channel",
     "ChannelClosed",
+    "CrossLoopEvent",
+    "CrossLoopLock",
     "DeadlineExceeded",
     "cancel_and_wait",
     "gather_or_cancel",
@@ -123,12 +128,17 @@ class Channel(Generic[T]):
     async def send(self, item: T) -> None:
         """Append ``item``, waiting while the channel is full.
 
+        ``send`` always yields to the event loop once (a checkpoint), even when there is room: a
+        producer that makes items without awaiting anything else (frames from a fast avatar)
+        must not hold the loop for a whole burst.
+
         Raises:
             ChannelClosed: the channel is (or got) closed; ``item`` was not added.
         """
         while self.full() and not self._closed:
             await self._park(self._putters, self._getters)
         self.send_nowait(item)
+        await asyncio.sleep(0)
 
     def send_nowait(self, item: T) -> None:
         """Append ``item`` now. Raises ``asyncio.QueueFull`` when full, ChannelClosed when closed."""
@@ -233,6 +243,127 @@ class _suppress_value_error:
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> bool:
         return exc_type is ValueError
+
+
+def _call_in(loop: asyncio.AbstractEventLoop, fn: Any, *args: Any) -> bool:
+    """Schedule ``fn(*args)`` on ``loop`` (from any thread); False if that loop is closed."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # closed
+        return False
+    return True
+
+
+class CrossLoopLock:
+    """A FIFO mutex for coroutines on any event loop and in any thread.
+
+    ``asyncio.Lock`` belongs to one loop; this one hands ownership from the releasing side to the
+    oldest waiter on whichever loop it waits. A waiter cancelled while the lock was being handed
+    to it passes it on, so the lock is never lost.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._locked = False
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+
+    def __repr__(self) -> str:
+        return (
+            f"CrossLoopLock({'locked' if self._locked else 'free'}, {len(self._waiters)} waiting)"
+        )
+
+    def locked(self) -> bool:
+        return self._locked
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free right now (no waiting); whether it was taken."""
+        with self._mutex:
+            if self._locked:
+                return False
+            self._locked = True
+            return True
+
+    async def acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._mutex:
+            if not self._locked:
+                self._locked = True
+                return
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, waiter))
+        try:
+            await waiter
+        except BaseException:
+            with self._mutex:
+                owned = waiter.done() and not waiter.cancelled()
+                if not owned:
+                    with _suppress_value_error():
+                        self._waiters.remove((loop, waiter))
+            if owned:  # it was handed to us as we were cancelled: pass it on
+                self.release()
+            raise
+
+    def release(self) -> None:
+        """Release the lock (from any thread); the oldest waiter gets it next."""
+        with self._mutex:
+            if not self._locked:
+                raise RuntimeError("CrossLoopLock.release() of an unlocked lock")
+            while self._waiters:
+                loop, waiter = self._waiters.popleft()
+                if not waiter.done() and _call_in(loop, self._grant, waiter):
+                    return  # still locked: ownership moves to that waiter
+            self._locked = False
+
+    def _grant(self, waiter: asyncio.Future[None]) -> None:
+        if waiter.done():  # cancelled before the hand-over arrived
+            self.release()
+        else:
+            waiter.set_result(None)
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
+class CrossLoopEvent:
+    """A one-shot flag that coroutines on any loop can await, set from any thread."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._set = False
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        with self._mutex:
+            if self._set:
+                return
+            self._set = True
+            waiters, self._waiters = self._waiters, []
+        for loop, waiter in waiters:
+            _call_in(loop, _resolve, waiter)
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._mutex:
+            if self._set:
+                return
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, waiter))
+        try:
+            await waiter
+        finally:
+            with self._mutex, _suppress_value_error():
+                self._waiters.remove((loop, waiter))
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 async def cancel_and_wait(*futures: asyncio.Future[Any]) -> None:

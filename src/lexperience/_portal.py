@@ -8,14 +8,23 @@ clients (HTTP connection pools), and it cannot run at all inside a notebook's ru
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import logging
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from ._aio import cancel_and_wait
+
 T = TypeVar("T")
 
 __all__ = ["Portal"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds :meth:`Portal.close` waits for the loop's tasks to finish after cancelling them.
+_SHUTDOWN_TIMEOUT = 10.0
 
 
 class Portal:
@@ -65,10 +74,30 @@ class Portal:
         return self._thread is not None and threading.current_thread() is self._thread
 
     def close(self) -> None:
+        """Cancel the loop's tasks and wait for them, close its async generators, then stop and
+        close the loop (from any thread but the portal's own)."""
+        if self.in_portal_thread():
+            raise RuntimeError("Portal.close() was called from the portal's own thread")
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
-        if loop is not None and thread is not None:
+        if loop is None or thread is None:
+            return
+        if thread.is_alive() and not loop.is_closed():
+            done = asyncio.run_coroutine_threadsafe(_shutdown(), loop)
+            try:
+                done.result(timeout=_SHUTDOWN_TIMEOUT)
+            except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+                log.warning("the portal's tasks did not finish within %.0f s", _SHUTDOWN_TIMEOUT)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
+        if not thread.is_alive():
             loop.close()
+
+
+async def _shutdown() -> None:
+    """Cancel every other task of the running loop and wait until they have ended."""
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me]
+    await cancel_and_wait(*tasks)
+    await asyncio.get_running_loop().shutdown_asyncgens()

@@ -127,7 +127,7 @@ async def _run_reply(args: argparse.Namespace, out: TextIO, err: TextIO) -> Repl
     )
     async with conv:
         reply: Reply | None = None
-        async with contextlib.aclosing(conv.stream(question, keep_frames=True)) as events:
+        async with contextlib.aclosing(conv.stream(question, encode_video=True)) as events:
             async for event in events:
                 if isinstance(event, TranscriptEvent):
                     print(f"You: {event.transcript.text}", file=out)

@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ._paths import resolve_inside
 from .conversation import Conversation, build_backend
 from .errors import ConfigurationError
 from .options import TurnOptions
@@ -61,14 +62,15 @@ class Settings(BaseModel):
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Settings:
-        """Load settings; relative ``persona`` paths resolve against the file's folder."""
+        """Load settings; a relative ``persona`` path resolves against the file's folder (and may
+        not climb out of it with ``..``)."""
         file = Path(path)
         if not file.is_file():
             raise ConfigurationError(f"config file not found: {file}")
         data = _read_mapping(file)
         persona = data.get("persona")
-        if isinstance(persona, str) and not Path(persona).expanduser().is_absolute():
-            data = {**data, "persona": str(file.parent / persona)}
+        if isinstance(persona, str) and persona:
+            data = {**data, "persona": str(resolve_inside(persona, file.parent, what="persona"))}
         for kind in ("stt", "avatar"):
             entry = data.get(kind)
             if entry in ("none", False) or (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import os
 from collections.abc import AsyncGenerator, AsyncIterable, Sequence
 from types import TracebackType
@@ -13,6 +14,8 @@ from typing import Any, Literal, Union
 import numpy as np
 
 from . import registry
+from ._aio import Channel, CrossLoopLock
+from ._optional import is_installed
 from ._portal import Portal
 from .context import ContextProvider, StaticContext
 from .errors import (
@@ -22,19 +25,21 @@ from .errors import (
     LexperienceError,
     TurnCancelledError,
 )
-from .events import AudioEvent, ErrorEvent, Event, TurnDone, TurnInterrupted
-from .hooks import HOOK_FOR_EVENT, Hooks
+from .events import Event, TurnDone, TurnInterrupted
+from .hooks import Hooks
 from .media import Audio, AudioChunk
 from .messages import Message
-from .metrics import MetricsRecorder
 from .options import TurnOptions
+from .output.watermark import Watermark
 from .persona import DEFAULT_PERSONA, Persona
-from .pipeline import Backends, TurnPipeline, backend_name
+from .pipeline import Backends, ReplySink, TurnPipeline, backend_name
 from .protocols import LLM, STT, TTS, Avatar
-from .render.watermark import Watermark
 from .reply import Reply
+from .turn import Turn
 
 __all__ = ["Conversation", "UserInput", "build_backend"]
+
+log = logging.getLogger(__name__)
 
 UserInput = Union[str, Audio, "os.PathLike[str]", bytes, bytearray, AsyncIterable[AudioChunk]]
 """What a turn accepts: typed text (``str``), an :class:`Audio` clip, an audio file path
@@ -58,24 +63,6 @@ def build_backend(
     if kind == "avatar" and persona.portrait is not None and "portrait" in params:
         opts.setdefault("portrait", persona.portrait)
     return registry.create(kind, name, **opts)
-
-
-_PIPELINE_DONE: Any = object()  # put on a turn's queue when its pipeline task ends
-
-
-class _Turn:
-    """Book-keeping of the running turn: its task, event queue and what reached the consumer."""
-
-    def __init__(self, pipeline: TurnPipeline, queue: asyncio.Queue[Event]) -> None:
-        self.pipeline = pipeline
-        self.queue = queue
-        self.task: asyncio.Task[Reply] | None = None
-        self.consumer: asyncio.Task[Any] | None = None
-        self.delivered_seconds = 0.0
-        self.interrupt_requested = False
-        self.played_seconds: float | None = None
-        self.committed = False
-        self.final_reply: Reply | None = None
 
 
 class Conversation:
@@ -158,9 +145,9 @@ class Conversation:
         self.on_busy: OnBusy = on_busy
         self._history: list[Message] = []
         self._turn_count = 0
-        self._turn: _Turn | None = None
-        self._lock: asyncio.Lock | None = None
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._turn: Turn | None = None
+        self._slot = CrossLoopLock()  # one turn at a time, whatever loop or thread asks
+        self._open_lock = CrossLoopLock()
         self._opened = False
         self._portal: Portal | None = None
 
@@ -222,6 +209,11 @@ class Conversation:
         """Load the backends' models (calls each backend's optional ``aopen()``) once."""
         if self._opened:
             return
+        async with self._open_lock:
+            if not self._opened:
+                await self._open_backends()
+
+    async def _open_backends(self) -> None:
         for obj in (self.backends.stt, self.backends.llm, self.backends.tts, self.backends.avatar):
             opener = getattr(obj, "aopen", None)
             if opener is not None:
@@ -267,11 +259,21 @@ class Conversation:
         self.close()
 
     # -- turns --------------------------------------------------------------------------------
-    def _get_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock_loop is not loop:
-            self._lock, self._lock_loop = asyncio.Lock(), loop
-        return self._lock
+    async def _acquire_turn(self) -> None:
+        """Take the conversation's turn slot (one turn at a time across loops and threads),
+        applying ``on_busy``."""
+        turn = self._turn
+        if turn is not None and turn.consumer is asyncio.current_task():
+            raise ConversationBusyError(
+                "a new turn cannot start from inside a hook of the running turn"
+            )
+        if self.on_busy == "error":
+            if not self._slot.try_acquire():
+                raise ConversationBusyError("a turn is already running in this conversation")
+            return
+        if self.on_busy == "interrupt" and self._slot.locked():
+            await self.interrupt()  # barge-in: the running turn keeps what was heard
+        await self._slot.acquire()
 
     async def _collect(self, chunks: AsyncIterable[AudioChunk]) -> Audio:
         """Gather a live microphone stream into one clip, refusing it as soon as it runs too long."""
@@ -291,45 +293,82 @@ class Conversation:
                 )
         if not parts:
             raise InvalidInputError("the audio stream ended without any audio")
-        return Audio.concatenate(parts)
+        return await asyncio.to_thread(Audio.concatenate, parts)
 
-    def _to_input(self, user_input: UserInput) -> Audio | str:
+    async def _to_input(self, user_input: UserInput, pipeline: TurnPipeline) -> Audio | str:
+        """The turn's input as text or one clip; runs inside the turn's task."""
         if isinstance(user_input, (str, Audio)):
             return user_input
         if isinstance(user_input, (os.PathLike, bytes, bytearray)):
-            # fail fast on an oversized file instead of decoding hours of audio first
-            return Audio.load(user_input, max_seconds=self.options.max_input_seconds)
+            # decoding (PyAV, up to minutes of audio) runs in a worker thread; an oversized file
+            # fails on its size or its header, before it is read or decoded
+            return await asyncio.to_thread(
+                Audio.load,
+                user_input,
+                max_seconds=self.options.max_input_seconds,
+                max_bytes=self.options.max_input_bytes,
+            )
+        if isinstance(user_input, AsyncIterable):
+            clip = await self._collect(user_input)
+            pipeline.restart_clock()  # the user stopped speaking now: latencies count from here
+            return clip
         if isinstance(user_input, np.ndarray):
             raise InvalidInputError(
                 "a bare numpy array has no sample rate: wrap it as Audio.from_numpy(array, rate)"
             )
         raise InvalidInputError(
-            f"cannot answer a {type(user_input).__name__}: pass text, Audio, a Path, bytes or an async stream of AudioChunk"
+            f"cannot answer a {type(user_input).__name__}: pass text, Audio, a Path, bytes or an "
+            "async stream of AudioChunk"
         )
 
+    def _sink(self, options: TurnOptions) -> ReplySink | None:
+        """The encoder of the reply video, when asked for and possible."""
+        if not options.encode_video or self.backends.avatar is None:
+            return None
+        from .output.recorder import VideoRecorder
+
+        return VideoRecorder(
+            fps=float(self.backends.avatar.fps), ai_generated_tag=options.ai_generated_tag
+        )
+
+    def _turn_options(self, keep_frames: bool | None, encode_video: bool | None) -> TurnOptions:
+        update: dict[str, Any] = {}
+        if keep_frames is not None:
+            update["keep_frames"] = keep_frames
+        if encode_video is not None:
+            update["encode_video"] = encode_video
+        options = self.options.model_copy(update=update) if update else self.options
+        if options.encode_video and self.backends.avatar is not None and not is_installed("av"):
+            # no encoder here (the ``media`` extra is missing): keep the raw frames instead
+            log.debug("PyAV is not installed: keeping raw frames instead of encoding the video")
+            options = options.model_copy(update={"encode_video": False, "keep_frames": True})
+        return options
+
     async def stream(
-        self, user_input: UserInput, *, keep_frames: bool | None = None
+        self,
+        user_input: UserInput,
+        *,
+        keep_frames: bool | None = None,
+        encode_video: bool | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Run one turn and yield its events as they happen (see :mod:`lexperience.events`).
 
         The last event is :class:`TurnDone`, :class:`TurnInterrupted` or :class:`ErrorEvent`; after
         an ``ErrorEvent`` the error is raised. Hooks run before each event is yielded.
-        Close the iterator early (``break`` inside ``contextlib.aclosing``) to abandon the
-        turn: that counts as an interruption at the audio delivered so far.
+        ``keep_frames`` keeps the raw video frames in the final ``Reply``; ``encode_video``
+        encodes the reply video into ``Reply.video`` as it streams (both default to
+        :attr:`options`). Close the iterator early (``break`` inside ``contextlib.aclosing``) to
+        abandon the turn: that counts as an interruption at the audio delivered so far.
+
+        One conversation runs one turn at a time, whichever loop or thread asks (``reply()``,
+        ``areply()`` and ``stream()`` mixed); ``on_busy`` says what a second one does.
         """
-        lock = self._get_lock()
-        if lock.locked():
-            if self.on_busy == "error":
-                raise ConversationBusyError("a turn is already running in this conversation")
-            if self.on_busy == "interrupt":
-                await self.interrupt()
-        async with lock:
+        await self._acquire_turn()
+        try:
             await self.aopen()
             self._turn_count += 1
-            options = self.options
-            if keep_frames is not None and keep_frames != options.keep_frames:
-                options = options.model_copy(update={"keep_frames": keep_frames})
-            queue: asyncio.Queue[Event] = asyncio.Queue(options.event_queue)
+            options = self._turn_options(keep_frames, encode_video)
+            events: Channel[Event] = Channel(options.event_queue)
             pipeline = TurnPipeline(
                 turn_id=self._turn_count,
                 backends=self.backends,
@@ -337,126 +376,25 @@ class Conversation:
                 history=self._history,
                 providers=self.context,
                 options=options,
-                watermark=self.watermark,
-                emit=queue.put,
+                emit=events.send,
+                frame_filter=self.watermark,
+                sink=self._sink(options),
             )
-            turn = _Turn(pipeline, queue)
+            turn = Turn(pipeline, events, self.hooks, self._commit)
             self._turn = turn
-            turn.consumer = asyncio.current_task()
-            events = self._drive(turn, user_input)
+
+            async def prepare(p: TurnPipeline) -> Audio | str:
+                return await self._to_input(user_input, p)
+
+            runner = turn.run(prepare)
             try:
-                async for event in events:
+                async for event in runner:
                     yield event
             finally:
-                await events.aclose()
-                await self._settle(turn)
-                self._turn = None
-
-    async def _drive(self, turn: _Turn, user_input: UserInput) -> AsyncGenerator[Event, None]:
-        pipeline = turn.pipeline
-
-        async def run() -> Reply:
-            if isinstance(user_input, AsyncIterable):
-                clip = await self._collect(user_input)
-                # the user stopped speaking now: every latency is measured from this moment
-                pipeline.metrics = MetricsRecorder()
-                return await pipeline.run(clip)
-            return await pipeline.run(self._to_input(user_input))
-
-        turn.task = asyncio.ensure_future(run())
-
-        def wake(_: asyncio.Future[Reply]) -> None:
-            # The pipeline ended (done, failed or cancelled): wake a consumer blocked on get().
-            # If the queue is full the consumer is not blocked, and it checks task.done()
-            # before its next get().
-            with contextlib.suppress(asyncio.QueueFull):
-                turn.queue.put_nowait(_PIPELINE_DONE)
-
-        turn.task.add_done_callback(wake)
-        while True:
-            if turn.interrupt_requested:
-                break
-            if turn.queue.empty() and turn.task.done():
-                break
-            event = await turn.queue.get()
-            if event is _PIPELINE_DONE or turn.interrupt_requested:
-                continue
-            hook = HOOK_FOR_EVENT.get(type(event))
-            if hook is not None:
-                await self.hooks.call(hook, event)
-            if isinstance(event, AudioEvent):
-                turn.delivered_seconds = event.offset + event.chunk.duration
-            yield event
-
-        if turn.interrupt_requested:
-            await self._finish_interrupted(turn)
-            reply = turn.final_reply
-            assert reply is not None
-            yield TurnInterrupted(
-                turn_id=pipeline.turn_id,
-                t=pipeline.metrics.now(),
-                heard_text=reply.text,
-                played_seconds=self._played(turn),
-                reply=reply,
-            )
-            return
-        error = turn.task.exception() if not turn.task.cancelled() else None
-        if error is not None:
-            err = (
-                error
-                if isinstance(error, LexperienceError)
-                else LexperienceError(f"internal error: {type(error).__name__}: {error}")
-            )
-            if err is not error:
-                err.__cause__ = error
-            event = ErrorEvent(
-                turn_id=pipeline.turn_id,
-                t=pipeline.metrics.now(),
-                error=err,
-                stage=getattr(err, "stage", None),
-            )
-            turn.committed = True  # a failed turn leaves the history as it was
-            await self.hooks.call("on_error", event)
-            yield event
-            raise err
-        reply = turn.task.result()
-        self._commit(pipeline, reply.text, interrupted=False)
-        turn.committed = True
-        turn.final_reply = reply
-        await self.hooks.call("on_reply", reply)
-        yield TurnDone(turn_id=pipeline.turn_id, t=pipeline.metrics.now(), reply=reply)
-
-    def _played(self, turn: _Turn) -> float:
-        if turn.played_seconds is not None:
-            return min(turn.played_seconds, turn.pipeline.audio_seconds)
-        return turn.delivered_seconds
-
-    async def _finish_interrupted(self, turn: _Turn) -> None:
-        """Stop the pipeline and record what was heard (idempotent)."""
-        task = turn.task
-        if task is not None and not task.done():
-            task.cancel()
-        if task is not None:
-            await asyncio.wait({task})  # never raises the task's error; our own cancel propagates
-        if turn.committed:
-            return
-        turn.committed = True
-        failed = task is not None and task.done() and not task.cancelled() and task.exception()
-        played = self._played(turn)
-        reply = turn.pipeline.build_reply(interrupted=True, played_seconds=played)
-        turn.final_reply = reply
-        if not failed:
-            self._commit(turn.pipeline, reply.text, interrupted=True)
-
-    async def _settle(self, turn: _Turn) -> None:
-        """On any exit of the event loop (done, error, hook failure, early close), leave nothing
-        running and the history consistent."""
-        if not turn.committed:
-            turn.interrupt_requested = True
-            await self._finish_interrupted(turn)
-        elif turn.task is not None and not turn.task.done():
-            turn.task.cancel()
-            await asyncio.wait({turn.task})
+                await runner.aclose()
+        finally:
+            self._turn = None
+            self._slot.release()
 
     async def interrupt(self, *, played_seconds: float | None = None) -> None:
         """Cancel the running turn now; no-op when none runs.
@@ -464,23 +402,30 @@ class Conversation:
         ``played_seconds`` is how much of the reply audio the listener actually heard (a player
         knows; default: everything the stream delivered). The history keeps the user's question
         and only that part of the reply, marked ``interrupted``. Returns once every stage has
-        stopped.
+        stopped. Works from any task, event loop or thread (a Stop button's handler), and from a
+        hook of the turn itself.
         """
         turn = self._turn
         if turn is None or turn.committed:
             return
-        turn.interrupt_requested = True
-        if played_seconds is not None:
-            turn.played_seconds = max(0.0, played_seconds)
+        turn.request_interrupt(played_seconds)
+        if turn.loop is not asyncio.get_running_loop():
+            await turn.interrupt_from_any_loop()
+            return
         if turn.consumer is asyncio.current_task():
-            # called from a hook: the event loop of this turn stops at its next step
+            # called from a hook: the turn's event loop stops at its next step
             if turn.task is not None:
                 turn.task.cancel()
             return
-        await self._finish_interrupted(turn)  # the consumer wakes: the pipeline task is done
+        await turn.finish_interrupted()  # the consumer wakes: the pipeline task is done
 
-    async def areply(self, user_input: UserInput) -> Reply:
-        """Run one turn to the end and return the :class:`Reply` (video frames included).
+    async def areply(self, user_input: UserInput, *, keep_frames: bool = False) -> Reply:
+        """Run one turn to the end and return the :class:`Reply`.
+
+        The reply video is encoded while it streams (``Reply.video``, an in-memory MP4), so a
+        reply holds kilobytes of H.264 rather than hundreds of megabytes of frames; pass
+        ``keep_frames=True`` for the raw frames too. Without the ``media`` extra (no encoder) the
+        raw frames are kept instead.
 
         Raises:
             InvalidInputError: empty, silent, oversized or unreadable input.
@@ -489,7 +434,8 @@ class Conversation:
             TurnCancelledError: :meth:`interrupt` stopped the turn; ``.reply`` holds what was
                 heard.
         """
-        async with contextlib.aclosing(self.stream(user_input, keep_frames=True)) as events:
+        events = self.stream(user_input, keep_frames=keep_frames, encode_video=True)
+        async with contextlib.aclosing(events):
             async for event in events:
                 if isinstance(event, TurnDone):
                     return event.reply
@@ -497,11 +443,11 @@ class Conversation:
                     raise TurnCancelledError(event.heard_text, reply=event.reply)
         raise LexperienceError("the turn ended without a result")  # pragma: no cover
 
-    def reply(self, user_input: UserInput) -> Reply:
+    def reply(self, user_input: UserInput, *, keep_frames: bool = False) -> Reply:
         """Blocking :meth:`areply` for scripts and notebooks (works inside a running event loop:
         the turn runs on the conversation's own background loop)."""
         if self._portal is None:
             self._portal = Portal()
         if self._portal.in_portal_thread():
             raise ConversationBusyError("reply() was called from inside the conversation's loop")
-        return self._portal.call(self.areply(user_input))
+        return self._portal.call(self.areply(user_input, keep_frames=keep_frames))

@@ -4,28 +4,30 @@
 consume the same stream. Every event carries the ``turn_id`` and ``t``, seconds since the turn
 started (the end of the user's speech).
 
-A turn yields ``TurnStarted``, then ``TranscriptEvent`` (audio input only), then interleaved
-``TextDelta``/``SentenceEvent``/``AudioEvent``/``VideoEvent``, and ends with exactly one of
-``TurnDone``, ``TurnInterrupted`` or ``ErrorEvent``.
+A turn yields ``TurnStarted``, then (audio input only) any ``PartialTranscript`` s of a streaming
+STT and one ``TranscriptEvent``, then interleaved ``TextDelta``/``SentenceEvent``/``AudioEvent``/
+``VideoEvent``, and ends with exactly one of ``TurnDone``, ``TurnInterrupted`` or ``ErrorEvent``.
+
+Every event type has its hook in :class:`~lexperience.Hooks` (``HOOK_FOR_EVENT`` there).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Union
+from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict
 
 from .errors import LexperienceError
 from .media import AudioChunk, VideoFrame
+from .reply import Reply
 from .transcript import Transcript
-
-if TYPE_CHECKING:
-    from .reply import Reply
 
 __all__ = [
     "AudioEvent",
+    "EVENT_TYPES",
     "ErrorEvent",
     "Event",
+    "PartialTranscript",
     "SentenceEvent",
     "TextDelta",
     "TranscriptEvent",
@@ -48,6 +50,15 @@ class TurnStarted(_Base):
 
     type: Literal["turn_started"] = "turn_started"
     input: Literal["audio", "text"]
+
+
+class PartialTranscript(_Base):
+    """Speech-to-text is still running: ``text`` is the transcript so far, ``delta`` its newest
+    piece (from STT backends that stream, see :class:`~lexperience.protocols.StreamingSTT`)."""
+
+    type: Literal["partial_transcript"] = "partial_transcript"
+    text: str
+    delta: str
 
 
 class TranscriptEvent(_Base):
@@ -113,6 +124,7 @@ class ErrorEvent(_Base):
 
 Event = Union[
     TurnStarted,
+    PartialTranscript,
     TranscriptEvent,
     TextDelta,
     SentenceEvent,
@@ -125,11 +137,16 @@ Event = Union[
 """Any event of a turn."""
 
 
-def _rebuild() -> None:
-    from .reply import Reply
-
-    TurnDone.model_rebuild(_types_namespace={"Reply": Reply})
-    TurnInterrupted.model_rebuild(_types_namespace={"Reply": Reply})
-
-
-_rebuild()
+#: Every event type, in the order a turn can yield them.
+EVENT_TYPES: tuple[type[_Base], ...] = (
+    TurnStarted,
+    PartialTranscript,
+    TranscriptEvent,
+    TextDelta,
+    SentenceEvent,
+    AudioEvent,
+    VideoEvent,
+    TurnDone,
+    TurnInterrupted,
+    ErrorEvent,
+)

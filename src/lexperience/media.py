@@ -25,6 +25,8 @@ __all__ = ["Audio", "AudioChunk", "AudioSource", "VideoFrame"]
 #: Anything :meth:`Audio.load` accepts.
 AudioSource = Union[str, "os.PathLike[str]", bytes, bytearray, BinaryIO]
 
+#: The largest audio file :meth:`Audio.load` reads by default (256 MiB).
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 384_000
 
@@ -105,29 +107,53 @@ class Audio:
         return cls(np.zeros(round(seconds * sample_rate), dtype=np.float32), sample_rate)
 
     @classmethod
-    def load(cls, source: AudioSource, *, max_seconds: float | None = None) -> Audio:
+    def load(
+        cls,
+        source: AudioSource,
+        *,
+        max_seconds: float | None = None,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
+    ) -> Audio:
         """Read a file path, raw bytes or a binary file object.
 
         WAV (PCM 8/16/24/32-bit and float) is read without extra packages. Other containers
         (mp3, m4a/aac, ogg/opus, webm, flac) are decoded with PyAV from the ``media`` extra.
+        Decoding is CPU work: from async code call it in a worker thread
+        (``await asyncio.to_thread(Audio.load, path)``), as :class:`Conversation` does.
 
         Raises:
-            InvalidInputError: the data is empty, not audio, corrupt, or longer than
-                ``max_seconds`` (checked before decoding everything, so a 2-hour file fails fast).
+            InvalidInputError: the data is empty, not audio, corrupt, larger than ``max_bytes``
+                (checked before reading: a file's size, or reading one byte past the cap from a
+                file object) or longer than ``max_seconds`` (checked before decoding
+                everything, so a 2-hour file fails fast).
             MissingDependencyError: the format needs the ``media`` extra.
         """
         from .audio_io import decode
+
+        def too_big(size: str, name: str) -> InvalidInputError:
+            return InvalidInputError(
+                f"{name} is {size}; the limit is {max_bytes} bytes (max_bytes / "
+                "TurnOptions.max_input_bytes)"
+            )
 
         if isinstance(source, (str, os.PathLike)):
             path = Path(source)
             if not path.is_file():
                 raise InvalidInputError(f"audio file not found: {path}")
+            size = path.stat().st_size
+            if max_bytes is not None and size > max_bytes:
+                raise too_big(f"{size} bytes", str(path))
             data = path.read_bytes()
             name = str(path)
         elif isinstance(source, (bytes, bytearray)):
+            if max_bytes is not None and len(source) > max_bytes:
+                raise too_big(f"{len(source)} bytes", "the audio data")
             data, name = bytes(source), "<bytes>"
         elif hasattr(source, "read"):
-            data, name = source.read(), getattr(source, "name", "<file>")
+            name = getattr(source, "name", "<file>")
+            data = source.read() if max_bytes is None else source.read(max_bytes + 1)
+            if max_bytes is not None and len(data) > max_bytes:
+                raise too_big(f"more than {max_bytes} bytes", str(name))
         else:
             raise InvalidInputError(
                 f"cannot read audio from {type(source).__name__}; pass a path, bytes or a file"

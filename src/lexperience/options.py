@@ -12,6 +12,8 @@ class TurnOptions(BaseModel):
 
     Attributes:
         max_input_seconds: longest accepted input audio; longer input is refused up front.
+        max_input_bytes: largest accepted input audio file (path or bytes), checked before it is
+            read or decoded.
         max_input_chars: longest accepted typed question.
         silence_threshold_dbfs: input whose loudest 20 ms stays below this is "silence only".
         stage_timeout: seconds a backend may take to produce its next result (transcript, token,
@@ -23,12 +25,18 @@ class TurnOptions(BaseModel):
         first_clause_words: let the first piece for TTS end at a comma after this many words
             (0 disables), so the first audio starts sooner.
         context_budget_tokens: token budget shared by all context providers.
-        keep_frames: keep video frames in the :class:`Reply` (``areply`` always does).
+        keep_frames: keep the raw video frames in the :class:`Reply` (large: about 20 MB per
+            second of 512x512 video).
+        encode_video: encode the reply video into ``Reply.video`` (one in-memory H.264 + AAC MP4)
+            while it streams, in a worker thread (``areply``/``reply`` always do; needs the
+            ``media`` extra, else the raw frames are kept).
+        ai_generated_tag: write the ``ai_generated`` metadata tag into that MP4.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_input_seconds: float = Field(default=300.0, gt=0)
+    max_input_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
     max_input_chars: int = Field(default=4000, ge=1)
     silence_threshold_dbfs: float = Field(default=-55.0, le=0)
     stage_timeout: float | None = Field(default=60.0, gt=0)
@@ -39,3 +47,5 @@ class TurnOptions(BaseModel):
     first_clause_words: int = Field(default=6, ge=0)
     context_budget_tokens: int = Field(default=1500, ge=0)
     keep_frames: bool = False
+    encode_video: bool = False
+    ai_generated_tag: bool = True

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ._paths import resolve_inside
 from .errors import ConfigurationError
 
 __all__ = ["DEFAULT_PERSONA", "Persona"]
@@ -66,14 +67,16 @@ class Persona(BaseModel):
         )
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> Persona:
+    def from_file(cls, path: str | os.PathLike[str], *, confine: bool = False) -> Persona:
         """Load a persona from a ``.toml``, ``.yaml``/``.yml`` or ``.json`` file.
 
-        A relative ``portrait`` path is resolved against the file's folder.
+        A relative ``portrait`` (or voice file) path is resolved against the file's folder and
+        may not climb out of it with ``..``. ``confine=True`` (what a service should use for
+        files it did not write) also refuses absolute paths outside that folder.
 
         Raises:
-            ConfigurationError: the file is missing, unreadable, or a field is wrong (the message
-                names the field).
+            ConfigurationError: the file is missing, unreadable, a path leaves its folder, or a
+                field is wrong (the message names the field).
         """
         file = Path(path)
         if not file.is_file():
@@ -81,21 +84,28 @@ class Persona(BaseModel):
         data = _read_mapping(file)
         if isinstance(data.get("persona"), dict):  # allow a [persona] table
             data = data["persona"]
+        base = file.parent
         voices = data.get("voices")
         if isinstance(voices, dict):  # voice files named relative to the persona file
             data = {**data, "voices": {
-                k: str(file.parent / v)
-                if isinstance(v, str) and (file.parent / v).is_file() and not Path(v).is_absolute()
+                k: str(resolve_inside(v, base, what=f"voice {k!r}", confine=confine))
+                if isinstance(v, str) and _looks_like_file(v)
                 else v
                 for k, v in voices.items()
             }}  # fmt: skip
         portrait = data.get("portrait")
-        if isinstance(portrait, str) and portrait and not Path(portrait).expanduser().is_absolute():
-            data = {**data, "portrait": str(file.parent / portrait)}
+        if isinstance(portrait, str) and portrait:
+            data = {**data, "portrait": str(resolve_inside(portrait, base, what="portrait",
+                                                            confine=confine))}  # fmt: skip
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
             raise ConfigurationError(f"invalid persona file {file}: {_describe(exc)}") from exc
+
+
+def _looks_like_file(value: str) -> bool:
+    """A voice given as a file path (``voices/amy.onnx``), not a service's voice id (``alloy``)."""
+    return "/" in value or "\\" in value or value.startswith(("~", ".")) or bool(Path(value).suffix)
 
 
 def _read_mapping(file: Path) -> dict[str, Any]:

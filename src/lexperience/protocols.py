@@ -1,5 +1,8 @@
 """The four contracts a backend implements: :class:`STT`, :class:`LLM`, :class:`TTS`, :class:`Avatar`.
 
+Two optional extensions: :class:`StreamingSTT` (an STT that also streams partial transcripts) and
+:class:`FrameFilter` (what the conversation applies to every frame, e.g. the watermark).
+
 They are structural (``typing.Protocol``): a class needs no base class, only the methods. All four
 are ``runtime_checkable`` so ``isinstance(obj, TTS)`` checks the method names.
 
@@ -19,13 +22,15 @@ Rules every backend follows:
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Union, runtime_checkable
+
+import numpy as np
 
 from .media import Audio, AudioChunk, VideoFrame
 from .messages import Message
 from .transcript import Transcript
 
-__all__ = ["LLM", "STT", "TTS", "Avatar"]
+__all__ = ["LLM", "STT", "TTS", "Avatar", "FrameFilter", "StreamingSTT"]
 
 
 @runtime_checkable
@@ -34,6 +39,18 @@ class STT(Protocol):
 
     async def transcribe(self, audio: Audio, *, language: str | None = None) -> Transcript:
         """Transcribe a whole clip. ``language`` is a hint (ISO 639-1), ``None`` to detect."""
+        ...
+
+
+@runtime_checkable
+class StreamingSTT(STT, Protocol):
+    """An STT that can also stream: the pipeline prefers :meth:`transcribe_stream` when present
+    and turns each text piece into a :class:`~lexperience.events.PartialTranscript` event."""
+
+    def transcribe_stream(
+        self, audio: Audio, *, language: str | None = None
+    ) -> AsyncIterator[Union[str, Transcript]]:
+        """Yield text deltas as they are recognised, then exactly one final :class:`Transcript`."""
         ...
 
 
@@ -75,3 +92,15 @@ class Avatar(Protocol):
     def animate(self, audio: AsyncIterable[AudioChunk]) -> AsyncIterator[VideoFrame]:
         """Yield frames for ``audio`` as it arrives, numbered from 0."""
         ...
+
+
+@runtime_checkable
+class FrameFilter(Protocol):
+    """Something applied to every avatar frame before anyone sees it (the watermark is one).
+
+    ``apply`` takes an ``HxWx3`` uint8 RGB image and returns the image to show (a new array, or
+    the input modified in place). It runs on the event loop once per frame: keep it to a
+    millisecond or so (precompute what does not change per frame).
+    """
+
+    def apply(self, image: np.ndarray) -> np.ndarray: ...

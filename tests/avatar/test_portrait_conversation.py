@@ -18,7 +18,7 @@ av = pytest.importorskip("av")
 async def test_conversation_reply_saves_a_synced_mp4(tmp_path: Path) -> None:
     avatar = PortraitAvatar(seed=4)
     conv = Conversation(llm=FakeLLM(), tts=FakeTTS(), avatar=avatar)
-    reply = await conv.areply("What is a black hole?")
+    reply = await conv.areply("What is a black hole?", keep_frames=True)
     assert reply.audio is not None and reply.fps == 25.0
     assert len(reply.frames) == round(reply.audio.duration * 25)
     m = reply.metrics
@@ -70,6 +70,6 @@ async def test_built_by_name_with_the_persona_portrait(astronaut_png: Path) -> N
     avatar = conv.backends.avatar
     assert isinstance(avatar, PortraitAvatar)
     assert avatar.source == "photo"
-    reply = await conv.areply("Hello?")
+    reply = await conv.areply("Hello?", keep_frames=True)
     assert reply.audio is not None
     assert len(reply.frames) == round(reply.audio.duration * avatar.fps)

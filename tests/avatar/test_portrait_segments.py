@@ -11,7 +11,7 @@ from lexperience import Conversation, TurnDone
 from lexperience.backends.portrait_avatar import PortraitAvatar
 from lexperience.errors import InvalidInputError
 from lexperience.media import AudioChunk, VideoFrame
-from lexperience.render.segments import Segment, SegmentWriter
+from lexperience.output.segments import Segment, SegmentWriter
 from lexperience.testing import FakeLLM, FakeTTS
 
 av = pytest.importorskip("av")

@@ -10,7 +10,7 @@ import pytest
 
 from lexperience.backends.portrait_avatar import PortraitAvatar
 from lexperience.media import Audio
-from lexperience.render.mp4 import write_mp4
+from lexperience.output.mp4 import write_mp4
 
 av = pytest.importorskip("av")
 

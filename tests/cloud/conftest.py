@@ -18,7 +18,7 @@ pytest.importorskip("elevenlabs")
 pytest.importorskip("replicate")
 pytest.importorskip("av")
 
-from lexperience.render.mp4 import write_mp4
+from lexperience.output.mp4 import write_mp4
 
 #: Frames of the test clip: frame i is a flat grey of value CLIP_BASE + CLIP_STEP * i.
 CLIP_FRAMES = 50

@@ -72,7 +72,7 @@ async def test_prototype_flow_with_backend_objects(wire: WireServer, portrait: P
         persona=persona,
     )  # fmt: skip
     async with conv:
-        reply = await conv.areply(question())
+        reply = await conv.areply(question(), keep_frames=True)
     check_reply(wire, reply, "wren-voice")
     assert reply.frames[0].image.shape == (48, 64, 3)
     messages = wire.calls("chat")[0].json()["messages"]
@@ -98,7 +98,7 @@ async def test_prototype_flow_by_registry_names_and_environment(
         stt="openai", llm="openai", tts="elevenlabs", avatar="replicate", persona=persona
     )
     async with conv:
-        reply = await conv.areply(question())
+        reply = await conv.areply(question(), keep_frames=True)
     check_reply(wire, reply, "env-voice")
     assert reply.frames[0].image.shape == (512, 512, 3)
 

@@ -15,7 +15,7 @@ EXPECTED = {
     "StaticContext", "TextDelta", "Transcript", "TranscriptEvent", "TurnCancelledError",
     "TurnContext", "TurnDone", "TurnInterrupted", "TurnMetrics", "TurnOptions", "TurnStarted",
     "UserInput", "VideoEvent", "VideoFrame", "VisemeCue", "Watermark", "Word", "__version__",
-    "create",
+    "create", "EncodedVideo", "FrameFilter", "PartialTranscript", "StreamingSTT",
 }  # fmt: skip
 
 
@@ -54,3 +54,22 @@ def test_package_is_typed() -> None:
     from importlib.resources import files
 
     assert files("lexperience").joinpath("py.typed").is_file()
+
+
+def test_layers_core_imports_no_rendering_and_reply_no_events() -> None:
+    code = (
+        "import sys, lexperience\n"
+        "print(sorted(m for m in sys.modules if m.startswith('lexperience.render')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"  # the portrait's drawing loads with the portrait only
+    import ast
+    import inspect
+
+    from lexperience import reply
+
+    tree = ast.parse(inspect.getsource(reply))
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert "events" not in imported and "lexperience.events" not in imported

@@ -102,9 +102,10 @@ def espeak() -> EspeakTTS:
 
 @pytest.fixture
 def no_leaked_threads() -> Iterator[None]:
-    """Fail the test if a backend worker thread is still running 2 s after it ended."""
+    """Fail the test if a backend worker thread is still running after it ended (a stopped worker
+    ends after its current step; the generous deadline only keeps a loaded machine from flaking)."""
     yield
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + 30.0
     while worker_threads() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert worker_threads() == [], f"worker threads left running: {worker_threads()}"

@@ -64,7 +64,7 @@ def worker_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("lexperience-") and t.is_alive()]
 
 
-async def workers_finished(timeout: float = 2.0) -> bool:
+async def workers_finished(timeout: float = 30.0) -> bool:
     """Wait until every worker thread has ended (a stopped worker finishes its current step:
     one token, one sentence); False if some still run after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

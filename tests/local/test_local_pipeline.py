@@ -87,10 +87,12 @@ async def test_areply_interrupted_from_outside(
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.05)
     await conversation.interrupt()
+    at_interrupt = llm.tokens_generated
     with pytest.raises(TurnCancelledError):
         await task
     assert await workers_finished(), "a worker thread outlived the interrupted turn"
     assert llm.active == 0
+    assert llm.tokens_generated - at_interrupt <= 1  # it stopped at its next token
 
 
 def test_registry_names_build_the_local_backends() -> None:

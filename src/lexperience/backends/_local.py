@@ -1,9 +1,10 @@
 """Helpers shared by the offline backends (faster-whisper, llama.cpp, Piper, espeak-ng).
 
 * :func:`thread_stream` runs a blocking producer in its own thread and hands its items to the event
-  loop through an asyncio queue (``loop.call_soon_threadsafe``). Closing or cancelling the async
-  iterator sets a stop flag that the producer checks between items, so an abandoned stream's
-  thread ends after its current step and leaves no work running.
+  loop through a bounded :class:`~lexperience._aio.Channel` (the producer waits when the consumer
+  falls behind). Closing or cancelling the async iterator sets a stop flag that the producer checks
+  between items, so an abandoned stream's thread ends after its current step and leaves no work
+  running.
 * :class:`VisemeTrack` turns timed phoneme boundaries (sample positions) into the per-chunk
   :class:`~lexperience.visemes.VisemeCue` s that :class:`~lexperience.media.AudioChunk` carries.
 """
@@ -15,8 +16,9 @@ import bisect
 import contextlib
 import threading
 from collections.abc import AsyncGenerator, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from .._aio import Channel
 from ..errors import InvalidInputError
 from ..visemes import VisemeCue, merge_cues
 
@@ -27,58 +29,54 @@ T = TypeVar("T")
 #: What a producer calls to hand one item to the consumer.
 Emit = Callable[[T], None]
 
-_ITEM, _END, _ERROR = 0, 1, 2
-
 
 async def thread_stream(
     produce: Callable[[Emit[T], threading.Event], None],
     *,
     name: str,
+    maxsize: int = 16,
 ) -> AsyncGenerator[T, None]:
     """Run ``produce(emit, stop)`` in a new daemon thread and yield what it emits.
 
-    ``produce`` must return soon after ``stop`` is set (check it between items). An exception it
-    raises is re-raised here, in the consumer. When the consumer stops early (``aclose()``, ``break``
-    or cancellation), ``stop`` is set and the thread ends by itself after its current step (one
-    token, one sentence); whatever it emits after that is dropped.
+    ``produce`` must return soon after ``stop`` is set (check it between items). ``emit`` hands an
+    item over through a bounded channel of ``maxsize`` items: when the consumer falls behind, the
+    producer thread waits (back-pressure, so a fast producer never piles up memory). An exception
+    ``produce`` raises is re-raised here, in the consumer. When the consumer stops early
+    (``aclose()``, ``break`` or cancellation), ``stop`` is set and the thread ends by itself after
+    its current step (one token, one sentence); whatever it emits after that is dropped.
 
     Closing never suspends (no ``await`` in the ``finally``): a cancellation that arrived while a
     closing generator awaited could be swallowed by a caller that guards ``aclose()``, and
     interrupting a turn must also be instant.
     """
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+    channel: Channel[T] = Channel(maxsize)
     stop = threading.Event()
-
-    def post(kind: int, value: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop was closed under an abandoned stream
-            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+    failure: list[BaseException] = []
 
     def emit(item: T) -> None:
-        if not stop.is_set():
-            post(_ITEM, item)
+        if not stop.is_set() and not channel.send_threadsafe(item, loop, stop=stop):
+            stop.set()  # the consumer is gone: tell the producer to end
 
     def run() -> None:
         try:
             produce(emit, stop)
         except BaseException as exc:  # handed to the consumer, never lost in the thread
-            post(_ERROR, exc)
-        else:
-            post(_END, None)
+            failure.append(exc)
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop was closed under an abandoned stream
+                loop.call_soon_threadsafe(channel.close)
 
     thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
     try:
-        while True:
-            kind, value = await queue.get()
-            if kind == _ITEM:
-                yield value
-            elif kind == _END:
-                return
-            else:
-                raise value
+        async for item in channel:
+            yield item
+        if failure:
+            raise failure[0]
     finally:
         stop.set()
+        channel.close()  # a producer blocked on a full channel is released at once
 
 
 def check_text(text: object, *, backend: str) -> str:

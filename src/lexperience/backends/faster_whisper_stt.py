@@ -220,8 +220,14 @@ class FasterWhisperSTT:
         await asyncio.to_thread(self.load)
 
     async def aclose(self) -> None:
-        with self._lock:
-            self._model = None
+        """Release the model. The lock may be held by a load in progress (seconds), so it is
+        taken in a worker thread, never on the event loop."""
+
+        def release() -> None:
+            with self._lock:
+                self._model = None
+
+        await asyncio.to_thread(release)
 
     @property
     def multilingual(self) -> bool | None:

@@ -1,6 +1,4 @@
-"""Rendering helpers: the visible "AI-generated" mark and MP4 writing (PyAV, ``media`` extra)."""
+"""The portrait avatar's drawing: the built-in host, face location, the rig and its animation.
 
-from .segments import Segment, SegmentWriter
-from .watermark import Watermark, draw_text
-
-__all__ = ["Segment", "SegmentWriter", "Watermark", "draw_text"]
+Output code (the watermark, MP4 and segment writers) lives in :mod:`lexperience.output`.
+"""

@@ -20,7 +20,7 @@ from ..messages import Message
 from ..transcript import Transcript, Word
 from ..visemes import VisemeCue, char_to_viseme
 
-__all__ = ["FakeAvatar", "FakeLLM", "FakeSTT", "FakeTTS", "speech_like"]
+__all__ = ["FakeAvatar", "FakeLLM", "FakeSTT", "FakeStreamingSTT", "FakeTTS", "speech_like"]
 
 
 def _maybe_fail(error: BaseException | None) -> None:
@@ -62,6 +62,31 @@ class FakeSTT:
                 Word(text=w, start=i * step, end=(i + 1) * step) for i, w in enumerate(words)
             ),
         )
+
+
+class FakeStreamingSTT(FakeSTT):
+    """A :class:`FakeSTT` that also streams (a :class:`~lexperience.protocols.StreamingSTT`): it
+    yields the transcript word by word, ``word_interval`` seconds apart, then the
+    :class:`Transcript`."""
+
+    def __init__(
+        self,
+        text: str | Callable[[Audio], str] = "What is a black hole?",
+        *,
+        word_interval: float = 0.0,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(text, **kwargs)  # type: ignore[arg-type]
+        self.word_interval = word_interval
+
+    async def transcribe_stream(
+        self, audio: Audio, *, language: str | None = None
+    ) -> AsyncIterator[str | Transcript]:
+        transcript = await self.transcribe(audio, language=language)
+        for i, word in enumerate(transcript.text.split(" ")):
+            await asyncio.sleep(self.word_interval)
+            yield word if i == 0 else " " + word
+        yield transcript
 
 
 class FakeLLM:

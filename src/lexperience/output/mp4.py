@@ -56,9 +56,6 @@ class Mp4Writer:
         self._crf, self._preset, self._bitrate = crf, preset, audio_bitrate
         options = {"movflags": "+faststart+use_metadata_tags"}
         self._container = self._av.open(str(self.path), mode="w", format="mp4", options=options)
-        tags = {**(AI_GENERATED_TAG if ai_generated_tag else {}), **(metadata or {})}
-        for key, value in tags.items():
-            self._container.metadata[key] = value
         self._video: Any = None
         self._audio: Any = None
         self._size: tuple[int, int] | None = None
@@ -67,11 +64,18 @@ class Mp4Writer:
         self._pending = np.zeros(0, dtype=np.float32)
         self._closed = False
         self._video_tb = Fraction(1) / self.fps
-        if sample_rate is not None:
-            self._audio = self._container.add_stream("aac", rate=sample_rate)
-            self._audio.bit_rate = audio_bitrate
-            self._audio.layout = "mono"
-            self._audio.time_base = Fraction(1, sample_rate)
+        try:
+            tags = {**(AI_GENERATED_TAG if ai_generated_tag else {}), **(metadata or {})}
+            for key, value in tags.items():
+                self._container.metadata[key] = value
+            if sample_rate is not None:
+                self._audio = self._container.add_stream("aac", rate=sample_rate)
+                self._audio.bit_rate = audio_bitrate
+                self._audio.layout = "mono"
+                self._audio.time_base = Fraction(1, sample_rate)
+        except BaseException:
+            self.abort()
+            raise
 
     # -- video --------------------------------------------------------------------------------
     def add_frame(self, frame: VideoFrame | np.ndarray) -> None:
@@ -152,6 +156,16 @@ class Mp4Writer:
             self._container.close()
         return self.path
 
+    def abort(self) -> None:
+        """Close the file without flushing the encoders (after an error); never raises."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._container.close()
+        except Exception:  # the container is already broken; the original error matters
+            pass
+
     def __enter__(self) -> Mp4Writer:
         return self
 
@@ -161,7 +175,10 @@ class Mp4Writer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()  # flushing a failed encoder could hide the error that got us here
 
     @property
     def frames_written(self) -> int:

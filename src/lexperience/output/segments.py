@@ -9,7 +9,7 @@ segment 0 while sentence 1 is still being spoken by the TTS.
 Cutting: a sentence boundary falls where the reply audio switches to the next
 ``sentence_index``; it is rounded to the nearest frame, and the audio is cut at exactly that
 frame's time, so every segment holds ``n`` frames and ``n / fps`` seconds of audio, both
-starting at 0 (audio ``pts`` from 0, see :mod:`lexperience.render.mp4`). Played back to back the
+starting at 0 (audio ``pts`` from 0, see :mod:`lexperience.output.mp4`). Played back to back the
 segments give the whole reply with no gap or drift.
 
 Encoding is synchronous (a few milliseconds per frame): from async code, call the ``add_*``
@@ -76,7 +76,8 @@ class SegmentWriter:
         sample_rate: the audio rate; default: the first audio chunk's (later chunks at other
             rates are resampled).
         on_segment: called with each :class:`Segment` as soon as its file is complete.
-        crf, preset: H.264 quality and speed (see :class:`~lexperience.render.mp4.Mp4Writer`).
+        crf: H.264 quality (see :class:`~lexperience.output.mp4.Mp4Writer`).
+        preset: x264 speed preset.
         ai_generated_tag: write the "AI-generated" metadata tag into every file.
 
     Feed it with :meth:`add_audio` and :meth:`add_frame` (or :meth:`add_event`) in any
@@ -270,8 +271,16 @@ class SegmentWriter:
             return self._flush(final=True)
         finally:
             self._closed = True
-            if self._writer is not None:  # pragma: no cover - only after an encoder error
-                self._writer.close()
+            if self._writer is not None:  # only after an encoder error
+                self._writer.abort()
+                self._writer = None
+
+    def abort(self) -> None:
+        """Stop after an error: close the open segment file without finishing it."""
+        self._closed = True
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
 
     def __enter__(self) -> SegmentWriter:
         return self
@@ -282,4 +291,7 @@ class SegmentWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

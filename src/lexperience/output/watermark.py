@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import numpy as np
@@ -14,15 +15,21 @@ __all__ = ["Watermark", "draw_text"]
 Corner = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
 
 
+@functools.lru_cache(maxsize=64)
 def _text_mask(text: str, scale: int) -> np.ndarray:
-    """Boolean mask of ``text`` drawn with the bitmap font at ``scale`` pixels per font pixel."""
+    """Boolean mask of ``text`` drawn with the bitmap font at ``scale`` pixels per font pixel.
+
+    Cached (read-only): the watermark stamps the same mask on every frame.
+    """
     cols = []
     for i, ch in enumerate(text):
         if i:
             cols.append(np.zeros((GLYPH_HEIGHT, 1), dtype=bool))
         cols.append(glyph(ch))
     mask = np.concatenate(cols, axis=1) if cols else np.zeros((GLYPH_HEIGHT, 0), dtype=bool)
-    return np.kron(mask, np.ones((scale, scale), dtype=bool)).astype(bool)
+    out = np.kron(mask, np.ones((scale, scale), dtype=bool)).astype(bool)
+    out.setflags(write=False)
+    return out
 
 
 def draw_text(
