@@ -1,6 +1,6 @@
 # Set-up and everyday commands. Every target creates .venv and installs what it needs first.
 #   make demo   answer examples/question.wav offline -> out/reply.mp4 (no API keys)
-#   make test   run the test suite (the command CI runs)
+#   make test   run the test suite (the command CI runs); make test-slow  the long runs
 #   make lint   ruff + mypy;  make docs   build the documentation (strict)
 #   make bench  run the benchmarks
 
@@ -13,7 +13,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export HF_HUB_OFFLINE := 1
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup demo test lint docs bench clean
+.PHONY: setup demo test test-slow lint docs bench clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples scripts
