@@ -122,7 +122,10 @@ def _decode_av(data: bytes, *, name: str, max_seconds: float | None) -> tuple[np
     try:
         container = av.open(io.BytesIO(data), mode="r")
     except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise InvalidInputError(f"{name} is not audio that can be decoded ({exc})") from exc
+        raise InvalidInputError(
+            f"{name} is not audio: expected WAV, MP3, M4A/AAC, OGG/Opus, FLAC or WebM "
+            f"(the decoder said: {exc})"
+        ) from exc
     with container:
         if not container.streams.audio:
             raise InvalidInputError(f"{name} has no audio stream")

@@ -3,6 +3,7 @@
 Commands:
     lexperience reply QUESTION.wav -o OUT/     answer a recorded question (or --text "...")
     lexperience backends                       list backends, whether installed, keys set
+    lexperience serve [--workers N]            the HTTP + WebSocket service
 
 Exit codes:
     0 success; 1 unexpected internal error; 2 bad command-line usage; 3 configuration problem
@@ -24,6 +25,7 @@ from typing import Any, TextIO
 
 from . import registry
 from ._version import __version__
+from .cli_serve import add_serve_parser, run_serve
 from .config import BackendConfig, Settings
 from .conversation import Conversation
 from .errors import (
@@ -87,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         "installed, and which API-key variables are missing.",
     )
     backends.add_argument("--json", action="store_true", help="machine-readable output")
+    add_serve_parser(sub)
     return parser
 
 
@@ -197,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _backends(args, out)
         elif args.command == "reply":
             asyncio.run(_run_reply(args, out, err))
+        elif args.command == "serve":
+            run_serve(args)
         return EXIT_OK
     except _UsageError as exc:
         parser.error(str(exc))  # exits with 2

@@ -67,10 +67,18 @@ class Settings(BaseModel):
         file = Path(path)
         if not file.is_file():
             raise ConfigurationError(f"config file not found: {file}")
-        data = _read_mapping(file)
+        try:
+            return cls.from_mapping(_read_mapping(file), base=file.parent)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"invalid config file {file}: {exc}") from exc
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], *, base: Path) -> Settings:
+        """Settings from a parsed table (a file's, or a ``[stack]`` table of a server config);
+        paths resolve against ``base``."""
         persona = data.get("persona")
         if isinstance(persona, str) and persona:
-            data = {**data, "persona": str(resolve_inside(persona, file.parent, what="persona"))}
+            data = {**data, "persona": str(resolve_inside(persona, base, what="persona"))}
         for kind in ("stt", "avatar"):
             entry = data.get(kind)
             if entry in ("none", False) or (
@@ -80,7 +88,7 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise ConfigurationError(f"invalid config file {file}: {_describe(exc)}") from exc
+            raise ConfigurationError(_describe(exc)) from exc
 
     def load_persona(self) -> Persona:
         return Persona.from_file(self.persona) if self.persona else DEFAULT_PERSONA

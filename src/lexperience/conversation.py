@@ -187,6 +187,25 @@ class Conversation:
     def clear_history(self) -> None:
         self._history.clear()
 
+    def load_history(self, messages: Sequence[Message]) -> None:
+        """Replace the history with ``messages`` (user and assistant only, starting with a user
+        message), e.g. to carry a conversation over to another process; the newest
+        ``history_limit`` are kept."""
+        if self.busy:
+            raise ConversationBusyError("the history cannot be replaced while a turn runs")
+        items = list(messages)
+        for message in items:
+            if not isinstance(message, Message) or message.role == "system":
+                raise InvalidInputError("a history holds user and assistant messages only")
+        if items and items[0].role != "user":
+            raise InvalidInputError("a history starts with a user message")
+        self._history = items
+        excess = len(self._history) - self.history_limit
+        if excess > 0:
+            del self._history[:excess]
+            while self._history and self._history[0].role != "user":
+                del self._history[0]
+
     @property
     def busy(self) -> bool:
         """Whether a turn is running."""

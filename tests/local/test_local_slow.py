@@ -87,7 +87,9 @@ async def test_a_five_minute_question(stt: FasterWhisperSTT, piper: PiperTTS) ->
         "Fishermen pulled their boats high onto the stones and tied them down.",
         "By evening the wind had turned and the lights of the town were out.",
     ]
-    clips = [Audio.concatenate([c.to_audio() async for c in piper.stream(s)]) for s in sentences]
+    clips = []
+    for sentence in sentences:
+        clips.append(Audio.concatenate([c.to_audio() async for c in piper.stream(sentence)]))
     one_round = Audio.concatenate([*clips, Audio.silence(1.0, clips[0].sample_rate)])
     repeats = int(295 // one_round.duration)
     long = Audio.concatenate([one_round] * repeats)
