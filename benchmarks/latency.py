@@ -371,7 +371,7 @@ def breakdown(turn: Turn, tokens: int) -> dict[str, float] | None:
     read CLOCK_MONOTONIC), or ``None`` when a record is missing."""
     if turn.first_audio_s is None or not {"transcript", "first_sentence"} <= set(turn.seen):
         return None
-    by = {e: [r for r in turn.server if r["endpoint"] == e] for e in ("stt", "llm", "tts")}
+    by = {e: [r for r in turn.server if r["stage"] == e] for e in ("stt", "llm", "tts")}
     if not all(by.values()):
         return None
     stt, llm = by["stt"][0], by["llm"][0]
@@ -433,7 +433,7 @@ async def scenario_b(
     avatar_audio_rate: int = 16_000,
 ) -> dict[str, Any]:
     # 0.1 s polls (the avatar's default is 0.5 s), scaled with the profile
-    poll = max(0.01, 0.1 * profile.avatar_base_s / sim.LatencyProfile().avatar_base_s)
+    poll = max(0.01, 0.1 * profile.avatar_base_s / sim.BENCH_PROFILE.avatar_base_s)
     tokens = sim.first_piece_tokens(
         sim.answer_text(sim.question_text(QUESTION_ID)), TurnOptions().first_clause_words
     )
@@ -651,7 +651,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("Scenario A: offline stack on the CPU (loading models) ...", flush=True)
         run["A"] = asyncio.run(scenario_a(args.runs, args.warmup))
     if args.scenario in ("B", "all"):
-        profile = sim.LatencyProfile().scaled(args.scale)
+        profile = sim.BENCH_PROFILE.scaled(args.scale)
         print(f"Scenario B: cloud backends on the latency server {profile} ...", flush=True)
         run["B"] = asyncio.run(
             scenario_b(

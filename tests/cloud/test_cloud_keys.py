@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from wire_server import OPENAI_KEY, WireServer
 
 from lexperience import AudioChunk, AuthenticationError, Message, MissingCredentialsError
 from lexperience.backends._cloud import Secret
@@ -20,6 +19,7 @@ from lexperience.backends.openai_llm import OpenAILLM
 from lexperience.backends.openai_stt import OpenAISTT
 from lexperience.backends.openai_tts import OpenAITTS
 from lexperience.backends.replicate_avatar import ReplicateAvatar
+from lexperience.testing.wire import OPENAI_KEY, WireServer
 
 pytestmark = pytest.mark.cloud
 

@@ -9,7 +9,6 @@ from typing import TypeVar
 
 import numpy as np
 import pytest
-from wire_server import OPENAI_KEY, Behaviour, WireServer, tone
 
 from lexperience import (
     Audio,
@@ -23,6 +22,9 @@ from lexperience.backends.openai_llm import OpenAILLM
 from lexperience.backends.openai_stt import OpenAISTT
 from lexperience.backends.openai_tts import OpenAITTS
 from lexperience.testing.fakes import speech_like
+from lexperience.testing.wire import OPENAI_KEY, Behaviour, WireServer, tone
+
+pytest.importorskip("openai")
 
 pytestmark = pytest.mark.cloud
 
