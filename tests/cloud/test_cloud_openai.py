@@ -247,3 +247,30 @@ async def test_tts_retries_a_503_then_speaks(wire: WireServer) -> None:
     wire.script("speech", Behaviour(status=503, headers={"retry-after-ms": "10"}))
     chunks = await collect(tts(wire).stream("Hello there."))
     assert chunks and len(wire.calls("speech")) == 2
+
+
+async def test_stt_prepares_a_long_clip_off_the_event_loop(
+    wire: WireServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: dict[str, list[int]] = {"resample": [], "wav": []}
+    resample, to_wav = Audio.resample, Audio.to_wav_bytes
+
+    def spy_resample(self: Audio, rate: int) -> Audio:
+        threads["resample"].append(threading.get_ident())
+        return resample(self, rate)
+
+    def spy_wav(self: Audio) -> bytes:
+        threads["wav"].append(threading.get_ident())
+        return to_wav(self)
+
+    monkeypatch.setattr(Audio, "resample", spy_resample)
+    monkeypatch.setattr(Audio, "to_wav_bytes", spy_wav)
+    loop_thread = threading.get_ident()
+    backend = stt(wire, model="whisper-1")
+    await backend.transcribe(question())  # ~1.6 s at 48 kHz: resampled and encoded in a thread
+    assert threads["resample"] and threads["wav"]
+    assert loop_thread not in threads["resample"] + threads["wav"]
+    threads["resample"].clear()
+    threads["wav"].clear()
+    await backend.transcribe(Audio(np.zeros(1_000, dtype=np.float32), 16_000))  # tiny: inline
+    assert threads["wav"] == [loop_thread]

@@ -7,6 +7,7 @@ sentence is still being synthesised. Install with ``pip install "lexperience[ope
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -18,6 +19,8 @@ from ._cloud import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, ConnectOptions, Secret
 from ._openai_common import OpenAIBackend, OpenAIConnection
 
 __all__ = ["ConnectOptions", "OpenAITTS", "pcm16_to_float"]
+
+log = logging.getLogger(__name__)
 
 PCM_RATE = 24_000
 
@@ -137,3 +140,6 @@ class OpenAITTS(OpenAIBackend):
                     yield AudioChunk(pcm16_to_float(block), PCM_RATE, text=text)
         if received < 2:
             raise errors.error(f"no audio came back for {text[:60]!r}", retryable=True)
+        log.debug(
+            "openai tts: %.2f s of audio for %d characters", received / 2 / PCM_RATE, len(text)
+        )
