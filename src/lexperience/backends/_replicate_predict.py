@@ -71,13 +71,17 @@ class Session:
         task.add_done_callback(self.requests.discard)
         return task
 
-    async def thread(self, fn: Callable[..., T], *args: Any) -> T:
+    async def thread(
+        self, fn: Callable[..., T], *args: Any, discard: Callable[[T], object] | None = None
+    ) -> T:
         """``fn(*args)`` in a worker thread; a cancellation waits for the thread to finish (it
-        cannot be stopped) and is then re-raised, so no thread outlives the call."""
+        cannot be stopped) and is then re-raised, so no thread outlives the call. A result that
+        comes too late is handed to ``discard`` (in a thread too)."""
         task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
         if await settle(task):
-            if not task.cancelled():
-                task.exception()  # retrieved: the cancellation wins
+            failed = task.cancelled() or task.exception() is not None  # (retrieved either way)
+            if not failed and discard is not None:
+                await settle(asyncio.ensure_future(asyncio.to_thread(discard, task.result())))
             raise asyncio.CancelledError
         return task.result()
 

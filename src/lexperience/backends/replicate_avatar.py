@@ -462,7 +462,9 @@ class ReplicateAvatar:
             output = await self._predictor.run(session, wav, f"sentence-{seg.sentence}")
         data = await self._downloader.fetch(output_url(output, self.model, self.errors))
         try:
-            return await session.thread(ClipFrames, data, self.size, seg.n_frames, self.fps)
+            return await session.thread(
+                ClipFrames, data, self.size, seg.n_frames, self.fps, discard=ClipFrames.close
+            )
         except NotAVideoError as exc:
             data.close()
             raise self.errors.error(
