@@ -41,7 +41,8 @@ CLOUD_SOURCES = [
     ROOT / "src/lexperience/backends/_loop_local.py",
     *sorted((ROOT / "src/lexperience/testing/wire").glob("*.py")),
     *sorted((ROOT / "tests/cloud").glob("*.py")),
-    ROOT / "benchmarks/latency_server.py",
+    *sorted((ROOT / "benchmarks").glob("latency*.py")),
+    ROOT / "benchmarks/load.py",
 ]
 
 
