@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.util
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,10 +29,14 @@ from lexperience.testing.wire import (
     WireServer,
 )
 
-pytest.importorskip("openai")
-pytest.importorskip("elevenlabs")
-
 pytestmark = pytest.mark.cloud
+
+needs_openai = pytest.mark.skipif(
+    importlib.util.find_spec("openai") is None, reason="the openai SDK is not installed"
+)
+needs_elevenlabs = pytest.mark.skipif(
+    importlib.util.find_spec("elevenlabs") is None, reason="the elevenlabs SDK is not installed"
+)
 
 MESSAGES = [Message.user("What is a black hole?")]
 NO_WAIT = ConnectOptions(max_retries=3, retry_interval=0.0)
@@ -88,6 +93,7 @@ def test_the_replicate_avatar_takes_conn_options(portrait: Path) -> None:
     assert backend.conn_options == options and backend.timeout == 5.0
 
 
+@needs_openai
 async def test_openai_retries_follow_conn_options_and_the_sdk_retries_are_off(
     wire: WireServer,
 ) -> None:
@@ -98,6 +104,7 @@ async def test_openai_retries_follow_conn_options_and_the_sdk_retries_are_off(
     await llm.aclose()
 
 
+@needs_openai
 async def test_x_should_retry_false_is_obeyed(wire: WireServer) -> None:
     wire.script("chat", Behaviour(status=503, headers={"x-should-retry": "false"}))
     llm = OpenAILLM(api_key=OPENAI_KEY, base_url=wire.openai_url, conn_options=NO_WAIT)
@@ -106,6 +113,7 @@ async def test_x_should_retry_false_is_obeyed(wire: WireServer) -> None:
     assert info.value.status == 503 and len(wire.calls("chat")) == 1
 
 
+@needs_elevenlabs
 async def test_elevenlabs_retries_follow_conn_options(wire: WireServer) -> None:
     wire.script("el_timestamps", *[Behaviour(status=502)] * 3)
     tts = ElevenLabsTTS(api_key=ELEVENLABS_KEY, base_url=wire.url, conn_options=NO_WAIT)
@@ -115,6 +123,7 @@ async def test_elevenlabs_retries_follow_conn_options(wire: WireServer) -> None:
 
 
 # -- which key goes where -------------------------------------------------------------------
+@needs_openai
 async def test_the_environment_key_is_not_sent_to_another_server(
     wire: WireServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,6 +136,7 @@ async def test_the_environment_key_is_not_sent_to_another_server(
     assert OPENAI_KEY not in str(call.headers)
 
 
+@needs_openai
 async def test_the_environment_key_goes_to_another_server_when_asked(
     wire: WireServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -136,6 +146,7 @@ async def test_the_environment_key_goes_to_another_server_when_asked(
     assert wire.calls("chat")[0].headers["authorization"] == f"Bearer {OPENAI_KEY}"
 
 
+@needs_openai
 async def test_an_explicit_key_goes_to_any_server(
     wire: WireServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -146,6 +157,7 @@ async def test_an_explicit_key_goes_to_any_server(
 
 
 # -- request ids ----------------------------------------------------------------------------
+@needs_openai
 async def test_openai_errors_keep_the_request_id(wire: WireServer) -> None:
     wire.script("chat", Behaviour(status=500, body={"error": {"message": "boom"}}))
     llm = OpenAILLM(api_key=OPENAI_KEY, base_url=wire.openai_url, max_retries=0)
@@ -156,6 +168,7 @@ async def test_openai_errors_keep_the_request_id(wire: WireServer) -> None:
     assert f"request id {call.request_id}" in str(info.value)
 
 
+@needs_elevenlabs
 async def test_elevenlabs_errors_keep_the_request_id(wire: WireServer) -> None:
     wire.script("el_timestamps", Behaviour(status=422, body={"detail": {"message": "bad voice"}}))
     tts = ElevenLabsTTS(api_key=ELEVENLABS_KEY, base_url=wire.url)
@@ -167,6 +180,7 @@ async def test_elevenlabs_errors_keep_the_request_id(wire: WireServer) -> None:
 
 
 # -- clients across loops ---------------------------------------------------------------------
+@needs_openai
 def test_a_backend_used_from_two_event_loops_leaks_no_connection(wire: WireServer) -> None:
     llm = OpenAILLM(api_key=OPENAI_KEY, base_url=wire.openai_url)
 
