@@ -50,8 +50,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,20 +60,20 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import latency_server as sim  # noqa: E402
+from latency_modes import Turn, sequential_turn, streaming_turn  # noqa: E402
+from latency_report import (  # noqa: E402
+    STEPS,
+    breakdown,
+    chart,
+    mode_summary,
+    nominal_first_audio,
+    print_scenario,
+    ratios,
+)
 
 from lexperience import Conversation, Persona  # noqa: E402
-from lexperience.events import (  # noqa: E402
-    AudioEvent,
-    ErrorEvent,
-    SentenceEvent,
-    TranscriptEvent,
-    TurnDone,
-    VideoEvent,
-)
-from lexperience.media import Audio, AudioChunk  # noqa: E402
-from lexperience.messages import Message  # noqa: E402
+from lexperience.media import Audio  # noqa: E402
 from lexperience.options import TurnOptions  # noqa: E402
-from lexperience.text import SentenceSplitter, clean_for_speech  # noqa: E402
 
 T = TypeVar("T")
 
@@ -97,148 +96,6 @@ PERSONA = Persona(
     ),
     max_sentences=4,
 )
-
-METRICS = ("first_audio_s", "first_video_s", "total_s")
-LABELS = {"first_audio_s": "first audio", "first_video_s": "first video frame", "total_s": "total"}
-
-
-@dataclass
-class Turn:
-    """One measured turn (seconds from the start of the turn)."""
-
-    mode: str
-    first_audio_s: float | None
-    first_video_s: float | None
-    total_s: float
-    transcript_s: float | None
-    first_token_s: float | None
-    reply_audio_s: float
-    sentences: list[str]
-    loop_stall_s: float
-    started_at: float = 0.0  # time.perf_counter() at the start (the server shares the clock)
-    seen: dict[str, float] = field(default_factory=dict)  # when the caller saw what (absolute)
-    server: list[dict[str, Any]] = field(default_factory=list)
-
-
-# -- the two modes -------------------------------------------------------------------------------
-async def streaming_turn(conv: Conversation, audio: Audio) -> Turn:
-    """One turn through the library, timed on the caller's side of the event stream."""
-    conv.clear_history()
-    lag = sim.LoopLag()
-    lag.start()
-    first_audio = first_video = None
-    reply = None
-    seen: dict[str, float] = {}
-    started = time.perf_counter()
-    async with contextlib.aclosing(conv.stream(audio)) as events:
-        async for event in events:
-            now = time.perf_counter() - started
-            if isinstance(event, TranscriptEvent):
-                seen["transcript"] = now + started
-            elif isinstance(event, SentenceEvent) and "first_sentence" not in seen:
-                seen["first_sentence"] = now + started
-            elif isinstance(event, AudioEvent) and first_audio is None:
-                first_audio = now
-                seen["first_audio"] = now + started
-            elif isinstance(event, VideoEvent) and first_video is None:
-                first_video = now
-            elif isinstance(event, TurnDone):
-                reply = event.reply
-            elif isinstance(event, ErrorEvent):
-                raise event.error
-    total = time.perf_counter() - started
-    stall = await lag.stop()
-    assert reply is not None
-    m = reply.metrics
-    return Turn(
-        mode="streaming",
-        first_audio_s=first_audio,
-        first_video_s=first_video,
-        total_s=total,
-        transcript_s=m.transcript_s,
-        first_token_s=m.first_token_s,
-        reply_audio_s=m.reply_audio_s,
-        sentences=list(reply.sentences),
-        loop_stall_s=stall,
-        started_at=started,
-        seen=seen,
-    )
-
-
-@contextlib.asynccontextmanager
-async def closing(stream: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
-    """Close ``stream`` (an async generator, usually) on the way out, as the pipeline does."""
-    try:
-        yield stream
-    finally:
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
-async def _chunks(items: Sequence[AudioChunk]) -> AsyncIterator[AudioChunk]:
-    for item in items:
-        yield item
-
-
-async def sequential_turn(conv: Conversation, audio: Audio) -> Turn:
-    """The prototype's flow with the conversation's own backends: every stage runs to its end
-    before the next one starts."""
-    b, opts, persona = conv.backends, conv.options, conv.persona
-    assert b.stt is not None
-    lag = sim.LoopLag()
-    lag.start()
-    started = time.perf_counter()
-
-    def now() -> float:
-        return time.perf_counter() - started
-
-    transcript = await b.stt.transcribe(audio, language=persona.language)
-    transcript_s = now()
-    messages = [Message.system(persona.system_message()), Message.user(transcript.text.strip())]
-    splitter = SentenceSplitter(first_clause_words=opts.first_clause_words)
-    sentences: list[str] = []
-    first_token = None
-
-    def keep(pieces: list[str]) -> None:
-        for piece in pieces:
-            spoken = clean_for_speech(piece)
-            if spoken and len(sentences) < persona.max_sentences:
-                sentences.append(spoken)
-
-    # the same sentence budget as the pipeline, so that both modes speak the same text
-    async with closing(b.llm.stream(messages, max_tokens=opts.max_tokens)) as deltas:
-        async for delta in deltas:
-            first_token = first_token if first_token is not None else now()
-            keep(splitter.push(delta))
-            if len(sentences) >= persona.max_sentences:
-                break
-    keep(splitter.flush())
-    text = " ".join(sentences)
-    chunks = [c async for c in b.tts.stream(text) if c.samples.size]
-    audio_ready = now()
-    reply_audio = sum(c.duration for c in chunks)
-    video_ready = None
-    if b.avatar is not None:
-        frames = 0
-        async for frame in b.avatar.animate(_chunks(chunks)):
-            if conv.watermark is not None:
-                conv.watermark.apply(frame.image)  # the same per-frame work as the pipeline
-            frames += 1
-        video_ready = now() if frames else None
-    total = now()
-    stall = await lag.stop()
-    return Turn(
-        mode="sequential",
-        first_audio_s=audio_ready,
-        first_video_s=video_ready,
-        total_s=total,
-        transcript_s=transcript_s,
-        first_token_s=first_token,
-        reply_audio_s=reply_audio,
-        sentences=sentences,
-        loop_stall_s=stall,
-    )
 
 
 async def measure(
@@ -275,25 +132,6 @@ async def measure(
 
 def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v * 1000:.0f} ms"
-
-
-def mode_summary(turns: list[Turn]) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        k: sim.summarize([getattr(t, k) for t in turns if getattr(t, k) is not None])
-        for k in (*METRICS, "transcript_s", "first_token_s", "loop_stall_s")
-    }
-    out["reply_audio_s"] = sim.summarize([t.reply_audio_s for t in turns])
-    out["sentences"] = turns[-1].sentences if turns else []
-    return out
-
-
-def ratios(streaming: dict[str, Any], sequential: dict[str, Any]) -> dict[str, float | None]:
-    """Sequential / streaming, of the medians (how many times sooner streaming gets there)."""
-    out: dict[str, float | None] = {}
-    for k in METRICS:
-        a, b = streaming[k]["median"], sequential[k]["median"]
-        out[k] = round(b / a, 2) if a and b else None
-    return out
 
 
 # -- scenario A ----------------------------------------------------------------------------------
@@ -351,59 +189,6 @@ async def scenario_a(runs: int, warmup: int) -> dict[str, Any]:
 
 
 # -- scenario B ----------------------------------------------------------------------------------
-#: The steps from the end of speech to the first audio, in order: (name, what it is).
-STEPS = (
-    ("to_stt", "turn start -> the STT request reaches the server"),
-    ("stt", "the STT service (server side)"),
-    ("stt_back", "the transcript leaves the server -> TranscriptEvent"),
-    ("to_llm", "TranscriptEvent -> the LLM request reaches the server"),
-    ("llm", "the LLM service, up to the token that ends the first piece (server side)"),
-    ("llm_back", "that token leaves the server -> SentenceEvent"),
-    ("to_tts", "SentenceEvent -> the TTS request reaches the server"),
-    ("tts", "the TTS service, to its first audio (server side)"),
-    ("tts_back", "the first audio leaves the server -> the first AudioEvent"),
-)
-
-
-def breakdown(turn: Turn, tokens: int) -> dict[str, float] | None:
-    """Where the time to first audio of one streaming turn went, step by step (see
-    :data:`STEPS`), from the server's records and the caller's clock (one clock: both processes
-    read CLOCK_MONOTONIC), or ``None`` when a record is missing."""
-    if turn.first_audio_s is None or not {"transcript", "first_sentence"} <= set(turn.seen):
-        return None
-    by = {e: [r for r in turn.server if r["endpoint"] == e] for e in ("stt", "llm", "tts")}
-    if not all(by.values()):
-        return None
-    stt, llm = by["stt"][0], by["llm"][0]
-    tts = min(by["tts"], key=lambda r: r["arrived"])
-    if not stt["sent"] or len(llm["sent"]) < tokens or not tts["sent"]:
-        return None
-    seen = turn.seen
-    token_sent = llm["arrived"] + llm["sent"][tokens - 1]
-    return {
-        "to_stt": stt["arrived"] - turn.started_at,
-        "stt": stt["sent"][0],
-        "stt_back": seen["transcript"] - (stt["arrived"] + stt["sent"][0]),
-        "to_llm": llm["arrived"] - seen["transcript"],
-        "llm": llm["sent"][tokens - 1],
-        "llm_back": seen["first_sentence"] - token_sent,
-        "to_tts": tts["arrived"] - seen["first_sentence"],
-        "tts": tts["sent"][0],
-        "tts_back": seen["first_audio"] - (tts["arrived"] + tts["sent"][0]),
-    }
-
-
-def nominal_first_audio(profile: sim.LatencyProfile, tokens: int) -> float:
-    """What the services take to the first audio by the profile: the transcript, the LLM's
-    tokens up to the end of the first piece, TTS's first audio."""
-    return (
-        profile.stt_s
-        + profile.llm_first_token_s
-        + (tokens - 1) / profile.llm_tokens_per_s
-        + profile.tts_first_byte_s
-    )
-
-
 async def twins_overhead(
     profile: sim.LatencyProfile, runs: int, warmup: int, tokens: int
 ) -> list[float]:
@@ -433,7 +218,7 @@ async def scenario_b(
     avatar_audio_rate: int = 16_000,
 ) -> dict[str, Any]:
     # 0.1 s polls (the avatar's default is 0.5 s), scaled with the profile
-    poll = max(0.01, 0.1 * profile.avatar_base_s / sim.LatencyProfile().avatar_base_s)
+    poll = max(0.01, 0.1 * profile.avatar_base_s / sim.BENCH_PROFILE.avatar_base_s)
     tokens = sim.first_piece_tokens(
         sim.answer_text(sim.question_text(QUESTION_ID)), TurnOptions().first_clause_words
     )
@@ -503,106 +288,6 @@ async def scenario_b(
     }
 
 
-# -- output --------------------------------------------------------------------------------------
-def _cell(stats: dict[str, Any]) -> str:
-    if not stats or stats.get("median") is None:
-        return "-"
-    return f"{stats['median']:.2f} / {stats['p95']:.2f} s"
-
-
-def print_scenario(key: str, data: dict[str, Any]) -> None:
-    print(f"\nScenario {key}: {data['name']} ({data['runs']} runs after {data['warmup']} warm-up)")
-    for stage, name in data["backends"].items():
-        print(f"  {stage:<7} {name or '(none)'}")
-    print(f"  {'':<20}{'streaming med / p95':>22}{'sequential med / p95':>24}{'seq / stream':>14}")
-    for k in METRICS:
-        r = data["ratios"].get(k)
-        print(
-            f"  {LABELS[k]:<20}{_cell(data['streaming'][k]):>22}{_cell(data['sequential'][k]):>24}"
-            f"{'-' if r is None else f'{r:.1f}x':>14}"
-        )
-    stall = data["streaming"]["loop_stall_s"]
-    if stall.get("median") is not None:
-        print(
-            f"  event-loop stall, worst per streaming turn: median {stall['median'] * 1000:.0f} "
-            f"ms, p95 {stall['p95'] * 1000:.0f} ms"
-        )
-    over = data.get("overhead")
-    if over:
-        print(
-            f"  orchestration overhead on first audio (services' own first-byte latencies: "
-            f"{over['services_first_audio_s'] * 1000:.0f} ms)"
-        )
-        for k, label in (
-            ("vs_profile_s", "minus the profile's latencies"),
-            ("vs_server_measured_s", "minus what the server measured"),
-            ("in_process_twins_s", "in-process twins, no HTTP"),
-        ):
-            st = over[k]
-            if st["median"] is not None:
-                print(
-                    f"    {label:<34} median {st['median'] * 1000:6.1f} ms   "
-                    f"p95 {st['p95'] * 1000:6.1f} ms"
-                )
-        print("  time to first audio, step by step (median / p95):")
-        for k, label in over.get("steps", {}).items():
-            st = over["steps_s"][k]
-            if st["median"] is not None:
-                print(f"    {label:<72} {st['median'] * 1000:7.1f} / {st['p95'] * 1000:7.1f} ms")
-
-
-def chart(results: dict[str, Any], path: Path) -> Path | None:
-    """Grouped bars per scenario: median (bar) and p95 (whisker) of each metric, both modes."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("note: matplotlib is not installed: no chart (pip install matplotlib)")
-        return None
-    keys = [k for k in ("A", "B") if k in results.get("scenarios", {})]
-    if not keys:
-        return None
-    fig, axes = plt.subplots(1, len(keys), figsize=(6.2 * len(keys), 3.8), squeeze=False)
-    colours = {"streaming": "#2b7bba", "sequential": "#c8c8c8"}
-    for ax, key in zip(axes[0], keys, strict=True):
-        data = results["scenarios"][key]
-        for j, mode in enumerate(("streaming", "sequential")):
-            med = [data[mode][m]["median"] or 0.0 for m in METRICS]
-            p95 = [data[mode][m]["p95"] or 0.0 for m in METRICS]
-            xs = [i + (j - 0.5) * 0.38 for i in range(len(METRICS))]
-            err = [[0.0] * len(med), [max(0.0, p - m) for p, m in zip(p95, med, strict=True)]]
-            bars = ax.bar(xs, med, 0.36, yerr=err, capsize=3, color=colours[mode], label=mode,
-                          edgecolor="#555555", linewidth=0.6)  # fmt: skip
-            for bar, value, top in zip(bars, med, p95, strict=True):
-                if value:  # the median, written above the whisker
-                    ax.annotate(f"{value:.1f}", (bar.get_x() + bar.get_width() / 2, max(value, top)),
-                                ha="center", va="bottom", fontsize=8,
-                                xytext=(0, 3), textcoords="offset points")  # fmt: skip
-        ticks = []
-        for m in METRICS:
-            r = data["ratios"].get(m)
-            ticks.append(f"{LABELS[m]}\n{r:.1f}x sooner" if r else LABELS[m])
-        ax.set_xticks(range(len(METRICS)), ticks, fontsize=9)
-        ax.set_ylabel("seconds from end of speech")
-        ax.margins(y=0.12)
-        ax.set_title(f"{key}: {data['name']}", fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_axisbelow(True)
-        ax.legend(fontsize=8, loc="upper left")
-    fig.suptitle(
-        "lexperience: streaming vs the sequential flow (bar: median, whisker: p95; "
-        "ratio = sequential / streaming)",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Time to first audio / first video / total: streaming vs sequential."
@@ -651,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("Scenario A: offline stack on the CPU (loading models) ...", flush=True)
         run["A"] = asyncio.run(scenario_a(args.runs, args.warmup))
     if args.scenario in ("B", "all"):
-        profile = sim.LatencyProfile().scaled(args.scale)
+        profile = sim.BENCH_PROFILE.scaled(args.scale)
         print(f"Scenario B: cloud backends on the latency server {profile} ...", flush=True)
         run["B"] = asyncio.run(
             scenario_b(

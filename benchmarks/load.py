@@ -370,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("RESULT " + json.dumps(level), flush=True)
         return 0
 
-    profile = sim.LatencyProfile().scaled(args.scale)
+    profile = sim.BENCH_PROFILE.scaled(args.scale)
     machine = sim.machine_info()
     started = datetime.datetime.now(datetime.timezone.utc)
     levels: list[dict[str, Any]] = []

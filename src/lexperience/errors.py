@@ -99,6 +99,8 @@ class BackendError(LexperienceError):
         stage: ``"stt"``, ``"llm"``, ``"tts"`` or ``"avatar"`` (``None`` outside a turn).
         retryable: whether the same call may succeed if tried again.
         status: the HTTP status code for cloud backends, else ``None``.
+        request_id: the id the service gave the failed request (OpenAI's ``x-request-id``,
+            ElevenLabs' ``request-id``...), to quote to its support; ``None`` when it gave none.
     """
 
     def __init__(
@@ -109,12 +111,14 @@ class BackendError(LexperienceError):
         stage: str | None = None,
         retryable: bool = False,
         status: int | None = None,
+        request_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.backend = backend
         self.stage = stage
         self.retryable = retryable
         self.status = status
+        self.request_id = request_id
 
     def __str__(self) -> str:
         where = "/".join(p for p in (self.stage, self.backend) if p)

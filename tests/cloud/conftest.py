@@ -1,30 +1,28 @@
-"""Fixtures of the cloud backend tests: one local wire-protocol server for the session."""
+"""Fixtures of the cloud backend tests: one local wire-protocol server for the session
+(:mod:`lexperience.testing.wire`).
+
+Each test module skips by itself when its own SDK is missing (``pytest.importorskip`` at its
+top), so a missing ``replicate`` skips the Replicate tests and nothing else. Only the server's
+own dependencies (Starlette, uvicorn) are needed by every test here.
+"""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+import sys
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from wire_server import WireServer, running
+from cloud_support import CLIP_BASE, CLIP_FPS, CLIP_FRAMES, CLIP_STEP
 
-pytest.importorskip("openai")
-pytest.importorskip("elevenlabs")
-pytest.importorskip("replicate")
-pytest.importorskip("av")
-
-from lexperience.output.mp4 import write_mp4
-
-#: Frames of the test clip: frame i is a flat grey of value CLIP_BASE + CLIP_STEP * i.
-CLIP_FRAMES = 50
-CLIP_BASE = 20
-CLIP_STEP = 4
-CLIP_FPS = 25
+from lexperience.testing.wire import WireServer, grey_ramp_clip
 
 _ENV = (
     "OPENAI_API_KEY",
@@ -38,18 +36,23 @@ _ENV = (
 
 
 @pytest.fixture(scope="session")
-def wire(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WireServer]:
-    folder = tmp_path_factory.mktemp("clips")
-    frames = [
-        np.full((48, 64, 3), CLIP_BASE + CLIP_STEP * i, dtype=np.uint8) for i in range(CLIP_FRAMES)
-    ]
-    clip = write_mp4(folder / "clip.mp4", frames=frames, fps=CLIP_FPS)
-    clips = {
-        "mp4": clip.read_bytes(),
-        "png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 64,
-    }
-    with running(clips) as server:
+def wire() -> Iterator[WireServer]:
+    with WireServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def _ramp() -> bytes:
+    pytest.importorskip("av")
+    return grey_ramp_clip(CLIP_FRAMES, CLIP_BASE, CLIP_STEP, size=(64, 48), fps=CLIP_FPS)
+
+
+@pytest.fixture
+def ramp_clip(wire: WireServer, _ramp: bytes) -> Iterator[bytes]:
+    """Every prediction returns the grey-ramp clip (tests can tell which frame they see)."""
+    wire.clip = _ramp
+    yield _ramp
+    wire.clip = None
 
 
 @pytest.fixture(autouse=True)

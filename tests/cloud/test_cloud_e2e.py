@@ -10,13 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from wire_server import (
-    ELEVENLABS_KEY,
-    OPENAI_KEY,
-    REPLICATE_KEY,
-    SECONDS_PER_CHAR,
-    WireServer,
-)
 
 from lexperience import Audio, Conversation, Persona
 from lexperience.backends.elevenlabs_tts import ElevenLabsTTS
@@ -24,8 +17,20 @@ from lexperience.backends.openai_llm import OpenAILLM
 from lexperience.backends.openai_stt import OpenAISTT
 from lexperience.backends.replicate_avatar import ReplicateAvatar
 from lexperience.testing.fakes import speech_like
+from lexperience.testing.wire import (
+    ELEVENLABS_KEY,
+    OPENAI_KEY,
+    REPLICATE_KEY,
+    SECONDS_PER_CHAR,
+    WireServer,
+)
 
-pytestmark = pytest.mark.cloud
+pytest.importorskip("openai")
+pytest.importorskip("elevenlabs")
+pytest.importorskip("replicate")
+pytest.importorskip("av")
+
+pytestmark = [pytest.mark.cloud, pytest.mark.usefixtures("ramp_clip")]
 
 SENTENCES = ["Black holes are regions where gravity wins.", "Nothing gets out of them."]
 

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
-from wire_server import ELEVENLABS_KEY, SECONDS_PER_CHAR, Behaviour, WireServer, tone
 
 from lexperience import (
     AudioChunk,
@@ -20,7 +19,18 @@ from lexperience import (
     RateLimitError,
 )
 from lexperience.backends.elevenlabs_tts import ElevenLabsTTS
+from lexperience.testing.wire import (
+    ELEVENLABS_KEY,
+    ELEVENLABS_VOICE_HZ,
+    SECONDS_PER_CHAR,
+    Behaviour,
+    WireServer,
+    tone,
+)
 from lexperience.visemes import cues_from_characters
+
+pytest.importorskip("elevenlabs")
+pytest.importorskip("websockets")
 
 pytestmark = pytest.mark.cloud
 
@@ -36,7 +46,9 @@ async def collect(stream: AsyncIterator[AudioChunk]) -> list[AudioChunk]:
 
 
 def expected_samples(text: str, rate: int) -> np.ndarray:
-    return tone(len(text) * SECONDS_PER_CHAR, rate, 180.0).astype(np.float32) / 32768.0
+    return (
+        tone(len(text) * SECONDS_PER_CHAR, rate, ELEVENLABS_VOICE_HZ).astype(np.float32) / 32768.0
+    )
 
 
 def absolute_cues(chunks: list[AudioChunk]) -> list[tuple[float, float, str]]:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from wire_server import OPENAI_KEY, WireServer
 
 from lexperience import AudioChunk, AuthenticationError, Message, MissingCredentialsError
 from lexperience.backends._cloud import Secret
@@ -20,6 +19,7 @@ from lexperience.backends.openai_llm import OpenAILLM
 from lexperience.backends.openai_stt import OpenAISTT
 from lexperience.backends.openai_tts import OpenAITTS
 from lexperience.backends.replicate_avatar import ReplicateAvatar
+from lexperience.testing.wire import OPENAI_KEY, WireServer
 
 pytestmark = pytest.mark.cloud
 
@@ -59,6 +59,7 @@ def test_a_local_openai_compatible_server_needs_no_key() -> None:
 async def test_keys_come_from_the_environment(
     wire: WireServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    pytest.importorskip("openai")
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", wire.openai_url)
     text = "".join([d async for d in OpenAILLM().stream([Message.user("hi")])])
@@ -91,6 +92,8 @@ def test_reprs_never_show_keys(portrait: Path) -> None:
 async def test_errors_tracebacks_and_logs_never_show_keys(
     wire: WireServer, portrait: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    for sdk in ("openai", "elevenlabs", "replicate"):
+        pytest.importorskip(sdk)
     caplog.set_level(logging.DEBUG)
 
     async def llm() -> None:

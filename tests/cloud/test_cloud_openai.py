@@ -9,7 +9,6 @@ from typing import TypeVar
 
 import numpy as np
 import pytest
-from wire_server import OPENAI_KEY, Behaviour, WireServer, tone
 
 from lexperience import (
     Audio,
@@ -23,6 +22,9 @@ from lexperience.backends.openai_llm import OpenAILLM
 from lexperience.backends.openai_stt import OpenAISTT
 from lexperience.backends.openai_tts import OpenAITTS
 from lexperience.testing.fakes import speech_like
+from lexperience.testing.wire import OPENAI_KEY, Behaviour, WireServer, tone
+
+pytest.importorskip("openai")
 
 pytestmark = pytest.mark.cloud
 
@@ -88,6 +90,23 @@ async def test_stt_streams_partials_for_gpt4o_models(wire: WireServer) -> None:
     (call,) = wire.calls("transcribe")
     assert call.form["stream"][1] == b"true"
     assert call.form["model"][1] == b"gpt-4o-mini-transcribe"
+
+
+async def test_stt_partials_become_events_of_the_turn(wire: WireServer) -> None:
+    from lexperience import Conversation, PartialTranscript, StreamingSTT, TranscriptEvent
+    from lexperience.testing import FakeLLM, FakeTTS
+
+    backend = stt(wire)
+    assert isinstance(backend, StreamingSTT)
+    conv = Conversation(stt=backend, llm=FakeLLM(), tts=FakeTTS())
+    events = [e async for e in conv.stream(question())]
+    partials = [e.text for e in events if isinstance(e, PartialTranscript)]
+    assert partials == ["What", "What is", "What is a", "What is a black", "What is a black hole?"]
+    final = next(e for e in events if isinstance(e, TranscriptEvent))
+    assert final.transcript.text == "What is a black hole?"
+    assert events.index(final) > max(i for i, e in enumerate(events)
+                                      if isinstance(e, PartialTranscript))  # fmt: skip
+    await backend.aclose()
 
 
 async def test_stt_malformed_stream_is_a_retryable_error(wire: WireServer) -> None:
@@ -245,3 +264,30 @@ async def test_tts_retries_a_503_then_speaks(wire: WireServer) -> None:
     wire.script("speech", Behaviour(status=503, headers={"retry-after-ms": "10"}))
     chunks = await collect(tts(wire).stream("Hello there."))
     assert chunks and len(wire.calls("speech")) == 2
+
+
+async def test_stt_prepares_a_long_clip_off_the_event_loop(
+    wire: WireServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: dict[str, list[int]] = {"resample": [], "wav": []}
+    resample, to_wav = Audio.resample, Audio.to_wav_bytes
+
+    def spy_resample(self: Audio, rate: int) -> Audio:
+        threads["resample"].append(threading.get_ident())
+        return resample(self, rate)
+
+    def spy_wav(self: Audio) -> bytes:
+        threads["wav"].append(threading.get_ident())
+        return to_wav(self)
+
+    monkeypatch.setattr(Audio, "resample", spy_resample)
+    monkeypatch.setattr(Audio, "to_wav_bytes", spy_wav)
+    loop_thread = threading.get_ident()
+    backend = stt(wire, model="whisper-1")
+    await backend.transcribe(question())  # ~1.6 s at 48 kHz: resampled and encoded in a thread
+    assert threads["resample"] and threads["wav"]
+    assert loop_thread not in threads["resample"] + threads["wav"]
+    threads["resample"].clear()
+    threads["wav"].clear()
+    await backend.transcribe(Audio(np.zeros(1_000, dtype=np.float32), 16_000))  # tiny: inline
+    assert threads["wav"] == [loop_thread]

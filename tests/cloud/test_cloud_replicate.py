@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLIP_BASE, CLIP_STEP
-from wire_server import REPLICATE_KEY, Behaviour, WireServer
+from cloud_support import CLIP_BASE, CLIP_STEP
 
 from lexperience import (
     AudioChunk,
@@ -31,8 +30,12 @@ from lexperience.backends.replicate_avatar import (
     sample_frames,
 )
 from lexperience.testing import FakeLLM, FakeTTS
+from lexperience.testing.wire import REPLICATE_KEY, Behaviour, WireServer
 
-pytestmark = pytest.mark.cloud
+pytest.importorskip("replicate")
+pytest.importorskip("av")
+
+pytestmark = [pytest.mark.cloud, pytest.mark.usefixtures("ramp_clip")]
 
 RATE = 16_000
 

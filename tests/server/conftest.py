@@ -3,11 +3,9 @@ the fake backends (or any stack), and the real HTTP and WebSocket clients of lex
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,27 +15,11 @@ pytest.importorskip("multipart")
 pytest.importorskip("httpx")
 pytest.importorskip("websockets")
 
-from lexperience.config import BackendConfig, Settings
-from lexperience.server import ServerSettings
-from lexperience.server.background import serve_in_thread
-
 sys.path.insert(0, str(Path(__file__).parent))
 
-TOKEN = "test-token-0123456789abcdef"
+from service_support import TOKEN, fake_stack, live_server
 
-
-def fake_stack(**llm_options: Any) -> Settings:
-    return Settings(
-        stt=BackendConfig(name="fake"),
-        llm=BackendConfig(name="fake", options=llm_options),
-        tts=BackendConfig(name="fake"),
-        avatar=BackendConfig(name="fake"),
-    )
-
-
-def live_server(settings: ServerSettings) -> contextlib.AbstractContextManager[str]:
-    """Serve ``settings`` on 127.0.0.1 (a free port) for the block; yields the base URL."""
-    return serve_in_thread(settings.model_copy(update={"port": 0}))
+from lexperience.server import ServerSettings
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import json
 import httpx
 import numpy as np
 import pytest
-from conftest import TOKEN, fake_stack, live_server
+from service_support import TOKEN, fake_stack, live_server
 
 from lexperience import (
     Audio,

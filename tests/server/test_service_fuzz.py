@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
-from conftest import fake_stack  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
+from service_support import fake_stack  # noqa: E402
 
 from lexperience.server import ServerSettings, create_app  # noqa: E402
 

@@ -9,7 +9,7 @@ import time
 
 import httpx
 import pytest
-from conftest import TOKEN, fake_stack, live_server
+from service_support import TOKEN, fake_stack, live_server
 
 from lexperience import RateLimitError
 from lexperience.client import AsyncClient, ServiceError

@@ -10,7 +10,7 @@ import time
 
 import httpx
 import pytest
-from conftest import fake_stack
+from service_support import fake_stack
 
 from lexperience.client import Client, ServiceError
 from lexperience.server import ServerSettings

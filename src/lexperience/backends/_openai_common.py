@@ -1,8 +1,10 @@
-"""What the three OpenAI backends share: settings, the client, the error mapper."""
+"""What the three OpenAI backends share: the connection (settings, key, client, error mapper)
+and their common base class with its lifecycle."""
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -11,17 +13,17 @@ from urllib.parse import urlparse
 from .._optional import require
 from ..errors import ConfigurationError
 from ._cloud import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
+    ConnectOptions,
     ErrorMapper,
     LoopLocal,
     Secret,
-    check_retries,
-    check_timeout,
+    connect_options,
     resolve_api_key,
 )
 
-__all__ = ["OpenAIConnection"]
+__all__ = ["OpenAIBackend", "OpenAIConnection"]
+
+log = logging.getLogger(__name__)
 
 ENV_KEY = "OPENAI_API_KEY"
 ENV_BASE_URL = "OPENAI_BASE_URL"
@@ -36,7 +38,8 @@ def _shared_ssl_context() -> Any:
     return httpx2.create_ssl_context()
 
 
-def _is_openai_host(base_url: str | None) -> bool:
+def is_openai_host(base_url: str | None) -> bool:
+    """Whether ``base_url`` is OpenAI's own API (``None``: the SDK default, api.openai.com)."""
     if not base_url:
         return True
     host = urlparse(base_url).hostname or ""
@@ -46,8 +49,18 @@ def _is_openai_host(base_url: str | None) -> bool:
 class OpenAIConnection:
     """Client settings and a lazily built ``openai.AsyncOpenAI`` (one per event loop).
 
-    A key is required for api.openai.com; for any other ``base_url`` (an OpenAI-compatible local
-    server) a missing key is replaced by a placeholder, since those servers usually take none.
+    Which key is sent:
+
+    * ``api_key=`` when given, to any server;
+    * else ``OPENAI_API_KEY`` to api.openai.com (required there), to a server named by
+      ``OPENAI_BASE_URL`` (both come from the environment, as the SDK reads them), or to a
+      ``base_url=`` argument when ``send_env_key=True``;
+    * else a placeholder: OpenAI-compatible local servers take no key, and the environment's key
+      is not handed to a server it was not meant for.
+
+    Retries are this library's (:func:`~lexperience.backends._cloud.retry`, by the
+    :class:`ConnectOptions`); the SDK's own are turned off, so one policy applies to every cloud
+    backend.
     """
 
     def __init__(
@@ -56,24 +69,36 @@ class OpenAIConnection:
         stage: str,
         api_key: str | Secret | None,
         base_url: str | None,
+        send_env_key: bool,
         timeout: float | None,
         max_retries: int,
-        organization: str | None = None,
-        project: str | None = None,
+        conn_options: ConnectOptions | None,
+        organization: str | None,
+        project: str | None,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
-        self.base_url = (base_url or os.environ.get(ENV_BASE_URL) or "").strip() or None
+        from_env = False
+        if not base_url and os.environ.get(ENV_BASE_URL, "").strip():
+            base_url, from_env = os.environ[ENV_BASE_URL], True
+        self.base_url = (base_url or "").strip() or None
         if self.base_url is not None and not urlparse(self.base_url).scheme.startswith("http"):
             raise ConfigurationError(
                 f"base_url must be an http(s) URL such as http://localhost:11434/v1, got "
                 f"{self.base_url!r}"
             )
-        official = _is_openai_host(self.base_url)
-        key = resolve_api_key(api_key, env_var=ENV_KEY, backend="openai", required=official)
+        official = is_openai_host(self.base_url)
+        use_env = official or from_env or bool(send_env_key)
+        key = resolve_api_key(
+            api_key, env_var=ENV_KEY, backend="openai", required=official, use_env=use_env
+        )
+        if key is None and not use_env and os.environ.get(ENV_KEY):
+            log.debug(
+                "not sending OPENAI_API_KEY to %s (pass api_key= or send_env_key=True)",
+                urlparse(self.base_url or "").hostname,
+            )
         self.api_key: Secret = key or Secret(LOCAL_PLACEHOLDER_KEY)
         self.official = official
-        self.timeout = check_timeout(timeout) if timeout is not None else None
-        self.max_retries = check_retries(max_retries)
+        self.options = connect_options(conn_options, timeout=timeout, max_retries=max_retries)
         self.organization = organization
         self.project = project
         self.default_headers = dict(default_headers or {})
@@ -87,20 +112,28 @@ class OpenAIConnection:
 
     def __repr__(self) -> str:
         where = self.base_url or "api.openai.com"
-        return f"OpenAIConnection({where}, timeout={self.timeout}, max_retries={self.max_retries})"
+        return (
+            f"OpenAIConnection({where}, timeout={self.options.timeout}, "
+            f"max_retries={self.options.max_retries})"
+        )
+
+    @property
+    def timeout(self) -> float | None:
+        return self.options.timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self.options.max_retries
 
     def _build(self) -> Any:
         openai = require("openai", "openai", feature="the OpenAI backends")
         httpx2 = require("httpx2", "openai", feature="the OpenAI backends")
-        timeout = (
-            httpx2.Timeout(self.timeout, connect=min(self.timeout, 10.0))
-            if self.timeout is not None
-            else None
-        )
+        seconds = self.options.timeout
+        timeout = httpx2.Timeout(seconds, connect=min(seconds, 10.0)) if seconds else None
         kwargs: dict[str, Any] = {
             "api_key": self.api_key.get(),
             "timeout": timeout,
-            "max_retries": self.max_retries,
+            "max_retries": 0,  # retried by lexperience, with ConnectOptions
         }
         if self.base_url is not None:
             kwargs["base_url"] = self.base_url
@@ -115,6 +148,7 @@ class OpenAIConnection:
         kwargs["http_client"] = openai.DefaultAsyncHttpxClient(
             verify=_shared_ssl_context(), timeout=timeout
         )
+        log.debug("building an OpenAI client for %s", self.base_url or "api.openai.com")
         return openai.AsyncOpenAI(**kwargs)
 
     @property
@@ -126,4 +160,18 @@ class OpenAIConnection:
         await self._client.aclose()
 
 
-DEFAULTS = {"timeout": DEFAULT_TIMEOUT, "max_retries": DEFAULT_MAX_RETRIES}
+class OpenAIBackend:
+    """What :class:`OpenAISTT`, :class:`OpenAILLM` and :class:`OpenAITTS` share: the connection
+    (built by each one's ``__init__`` from its connection keywords) and its lifecycle."""
+
+    name = "openai"
+    _conn: OpenAIConnection
+
+    @property
+    def conn_options(self) -> ConnectOptions:
+        """The timeout and retry options in effect."""
+        return self._conn.options
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool (idempotent; the backend can be used again)."""
+        await self._conn.aclose()

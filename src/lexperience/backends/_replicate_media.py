@@ -1,4 +1,4 @@
-"""Replicate lip-sync model specs and the decoding of their output clips (used by
+"""Replicate lip-sync model specs and the streaming decoding of their output clips (used by
 :mod:`lexperience.backends.replicate_avatar`)."""
 
 from __future__ import annotations
@@ -6,21 +6,23 @@ from __future__ import annotations
 import bisect
 import io
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from .._optional import require
 from ..errors import ConfigurationError
 
-log = logging.getLogger("lexperience.backends.replicate_avatar")
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DREAMTALK",
     "MODELS",
     "SADTALKER",
+    "ClipFrames",
     "NotAVideoError",
     "ReplicateModel",
     "decode_clip",
@@ -121,7 +123,7 @@ class NotAVideoError(Exception):
 
 
 def _sniff(data: bytes) -> str | None:
-    head = data[:16]
+    head = bytes(data[:16])
     if head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3" or head[:4] == b"RIFF":
         return "video"
     if head.startswith(b"\x89PNG"):
@@ -153,47 +155,157 @@ def _fit(frame: Any, size: tuple[int, int]) -> np.ndarray:
     return canvas
 
 
-def decode_clip(data: bytes, size: tuple[int, int]) -> tuple[list[np.ndarray], list[float]]:
-    """Decode an MP4 (or other video) into RGB frames fitted to ``size`` and their times (s).
-
-    Raises:
-        NotAVideoError: not a video, no video stream, or nothing decodable.
-    """
-    kind = _sniff(data)
+def _open(source: bytes | BinaryIO) -> tuple[Any, Any, str | None]:
+    """Open a video container on ``source``: (container, its video stream, sniffed kind)."""
+    stream_in: BinaryIO = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    stream_in.seek(0)
+    kind = _sniff(stream_in.read(16))
+    stream_in.seek(0)
     if kind is not None and kind != "video":
         raise NotAVideoError(f"the model returned {kind}, not a video", retryable=False)
     av = require("av", "replicate", feature="the Replicate avatar")
     try:
-        container = av.open(io.BytesIO(data), mode="r")
+        container = av.open(stream_in, mode="r")
     except Exception as exc:  # av.error.InvalidDataError and friends
         raise NotAVideoError(
             f"the output is not a readable video ({type(exc).__name__})", retryable=kind == "video"
         ) from exc
-    frames: list[np.ndarray] = []
-    times: list[float] = []
-    try:
-        if not container.streams.video:
-            raise NotAVideoError("the output file has no video stream", retryable=False)
-        stream = container.streams.video[0]
-        rate = float(stream.average_rate or stream.guessed_rate or 25)
+    if not container.streams.video:
+        container.close()
+        raise NotAVideoError("the output file has no video stream", retryable=False)
+    return container, container.streams.video[0], kind
+
+
+def _timed(container: Any, stream: Any) -> Iterator[tuple[Any, float]]:
+    """Decoded frames and their times in seconds from the first one (never decreasing).
+
+    A clip cut short ends early (with a warning) once at least one frame has decoded."""
+    rate = float(stream.average_rate or stream.guessed_rate or 25)
+    first: float | None = None
+    last = 0.0
+    count = 0
+    frames = container.decode(stream)
+    while True:
         try:
-            for i, frame in enumerate(container.decode(stream)):
-                t = frame.time
-                times.append(float(t) if t is not None else i / rate)
-                frames.append(_fit(frame, size))
+            frame = next(frames)
+        except StopIteration:
+            break
         except Exception as exc:  # a truncated file: keep what decoded, if anything
-            if not frames:
+            if count == 0:
                 raise NotAVideoError(
                     f"the video could not be decoded ({type(exc).__name__})", retryable=True
                 ) from exc
-            log.warning("replicate avatar: the clip was cut short after %d frames", len(frames))
+            log.warning("replicate avatar: the clip was cut short after %d frames", count)
+            break
+        t = float(frame.time) if frame.time is not None else count / rate
+        first = t if first is None else first
+        last = max(last, t - first)
+        count += 1
+        yield frame, last
+    if count == 0:
+        raise NotAVideoError("the video has no frames", retryable=True)
+
+
+def decode_clip(
+    source: bytes | BinaryIO, size: tuple[int, int]
+) -> Iterator[tuple[np.ndarray, float]]:
+    """Decode an MP4 (or other video) lazily: RGB frames fitted to ``size`` and their times in
+    seconds from the first frame, one at a time (a long clip is never all in memory).
+
+    ``source`` is the file's bytes or a seekable binary file.
+
+    Raises:
+        NotAVideoError: not a video, no video stream, or nothing decodable (on the first
+            ``next()``).
+    """
+    container, stream, _ = _open(source)
+    try:
+        for frame, t in _timed(container, stream):
+            yield _fit(frame, size), t
     finally:
         container.close()
-    if not frames:
-        raise NotAVideoError("the video has no frames", retryable=True)
-    order = np.argsort(np.asarray(times), kind="stable")
-    first = times[int(order[0])]
-    return [frames[int(i)] for i in order], [times[int(i)] - first for i in order]
+
+
+class ClipFrames:
+    """Exactly ``count`` frames at ``fps`` from one clip, decoded as they are taken.
+
+    Output frame ``i`` shows the latest source frame whose time has come (``i / fps``): frames
+    are dropped or repeated as the rates differ, and the last one is held when the clip is
+    shorter than the audio. Only the frames shown are scaled. Opening decodes the first frame,
+    so a clip that is not a video fails at once. :meth:`take` and :meth:`close` are blocking
+    (call them in a worker thread); a lock keeps them from overlapping.
+
+    Raises:
+        NotAVideoError: see :func:`decode_clip`.
+    """
+
+    def __init__(
+        self,
+        source: bytes | BinaryIO,
+        size: tuple[int, int],
+        count: int,
+        fps: float,
+    ) -> None:
+        self.size = size
+        self.count = count
+        self.fps = fps
+        self.taken = 0
+        self.last_time = 0.0  # time of the last source frame seen
+        self.ended = False  # the source has no more frames
+        self._lock = threading.Lock()
+        self._source = source
+        self._container, stream, _ = _open(source)
+        try:
+            self._frames = _timed(self._container, stream)
+            self._current = next(self._frames)
+        except BaseException:
+            self.close()
+            raise
+        self._next: tuple[Any, float] | None = None
+        self._fitted: np.ndarray | None = None
+        self._advance()
+
+    def _advance(self) -> None:
+        try:
+            self._next = next(self._frames)
+        except StopIteration:
+            self._next, self.ended = None, True
+        except NotAVideoError:  # pragma: no cover - only before the first frame
+            self._next, self.ended = None, True
+
+    @property
+    def remaining(self) -> int:
+        return self.count - self.taken
+
+    def take(self, n: int) -> list[np.ndarray]:
+        """The next ``n`` output frames (fewer at the end)."""
+        with self._lock:
+            out: list[np.ndarray] = []
+            while len(out) < n and self.taken < self.count:
+                due = self.taken / self.fps + 1e-6
+                while self._next is not None and self._next[1] <= due:
+                    self._current, self._fitted = self._next, None
+                    self._advance()
+                if self._fitted is None:
+                    self._fitted = _fit(self._current[0], self.size)
+                    self.last_time = self._current[1]
+                out.append(self._fitted)
+                self.taken += 1
+            return out
+
+    def covered_seconds(self) -> float:
+        """How much time the clip covered (its last frame's time plus one frame)."""
+        return self.last_time + 1.0 / self.fps
+
+    def close(self) -> None:
+        """Release the decoder (and the downloaded file, if it is a file)."""
+        with self._lock:
+            container, self._container = self._container, None
+            if container is not None:
+                container.close()
+            close = getattr(self._source, "close", None)
+            if close is not None:
+                close()
 
 
 def sample_frames(times: list[float], count: int, fps: float) -> list[int]:

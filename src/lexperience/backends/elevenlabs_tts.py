@@ -10,8 +10,10 @@ Two transports:
   :meth:`ElevenLabsTTS.stream_text` sends LLM deltas as they come and yields audio meanwhile.
 
 The SDK's streaming calls never retry and silently skip NDJSON lines they cannot parse, so this
-backend retries 408/409/429/5xx itself (before the first chunk only) and checks that the audio
-that arrived covers the text; if not, it raises a retryable :class:`BackendError`.
+backend retries 408/409/429/5xx, timeouts and dropped connections itself (before the first chunk
+only, with :func:`lexperience.backends._cloud.retry_stream`) and checks that the audio that
+arrived covers the text; if not, it raises a retryable :class:`BackendError`. An error keeps the
+``request-id`` ElevenLabs gave the request (``BackendError.request_id``).
 
 Install with ``pip install "lexperience[elevenlabs]"``; the key comes from ``api_key=`` or
 ``ELEVENLABS_API_KEY``.
@@ -24,30 +26,34 @@ import base64
 import binascii
 import contextlib
 import json
+import logging
 import os
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from typing import Any, Literal, get_args
 from urllib.parse import urlencode, urlparse, urlunparse
 
-import numpy as np
-
+from .._aio import cancel_and_wait
 from .._optional import require
-from ..errors import BackendError, ConfigurationError
+from ..errors import ConfigurationError
 from ..media import AudioChunk
-from ..visemes import VisemeCue, cues_from_characters, merge_cues
 from ._cloud import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
+    ConnectOptions,
     ErrorMapper,
     LoopLocal,
     Secret,
-    backoff_delay,
-    check_retries,
-    check_timeout,
+    connect_options,
     resolve_api_key,
+    retry,
+    retry_stream,
 )
+from ._elevenlabs_timeline import Timeline, chunk_text
 
-__all__ = ["DEFAULT_VOICE", "ElevenLabsTTS", "OutputFormat"]
+__all__ = ["DEFAULT_VOICE", "ConnectOptions", "ElevenLabsTTS", "OutputFormat"]
+
+log = logging.getLogger(__name__)
 
 OutputFormat = Literal["pcm_16000", "pcm_22050", "pcm_24000", "pcm_44100"]
 Mode = Literal["http", "websocket"]
@@ -57,121 +63,6 @@ DEFAULT_VOICE = "JBFqnCBsd6RMkjVDRZzb"
 ENV_KEY = "ELEVENLABS_API_KEY"
 ENV_BASE_URL = "ELEVENLABS_BASE_URL"
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
-
-_SPLITTERS = (".", ",", "?", "!", ";", ":", "—", "-", "(", ")", "[", "]", "}", " ")
-
-
-def _pcm(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
-
-
-class _Timeline:
-    """Turns a stream of (PCM bytes, character alignment) pieces into AudioChunks whose viseme
-    cues are relative to each chunk, and keeps what is needed to check the result."""
-
-    def __init__(self, rate: int, text: str | None) -> None:
-        self.rate = rate
-        self.text = text
-        self.samples = 0  # samples emitted so far
-        self._odd = b""
-        self._cues: list[VisemeCue] = []  # absolute times (from the start of the request)
-        self.aligned_chars = 0
-        self.alignment_end = 0.0
-        self._absolute: bool | None = None  # are alignment times absolute? decided once
-
-    @property
-    def seconds(self) -> float:
-        return self.samples / self.rate
-
-    def add_alignment(
-        self, chars: Sequence[str], starts: Sequence[float], ends: Sequence[float]
-    ) -> None:
-        """Character timings in seconds. The HTTP API gives them from the start of the request;
-        if a server gives them per chunk instead, that is detected and handled."""
-        n = min(len(chars), len(starts), len(ends))
-        if n == 0:
-            return
-        chars, starts, ends = list(chars[:n]), list(starts[:n]), list(ends[:n])
-        base = 0.0
-        if self._absolute is None and self.alignment_end > 0.1:
-            first = float(starts[0])
-            self._absolute = abs(first - self.alignment_end) <= abs(first)
-        if self._absolute is False:
-            base = self.seconds
-        abs_starts = [base + float(s) for s in starts]
-        abs_ends = [base + float(e) for e in ends]
-        self._cues = merge_cues([*self._cues, *cues_from_characters(chars, abs_starts, abs_ends)])
-        self.aligned_chars += sum(1 for c in chars if not c.isspace())
-        self.alignment_end = max(self.alignment_end, max(abs_ends))
-
-    def add_relative_alignment(
-        self, chars: Sequence[str], starts_ms: Sequence[float], durations_ms: Sequence[float]
-    ) -> None:
-        """Websocket alignment: milliseconds relative to the audio chunk it comes with."""
-        n = min(len(chars), len(starts_ms), len(durations_ms))
-        if n == 0:
-            return
-        base = self.seconds
-        starts = [base + float(s) / 1000.0 for s in starts_ms[:n]]
-        ends = [s + float(d) / 1000.0 for s, d in zip(starts, durations_ms[:n], strict=True)]
-        self._cues = merge_cues([*self._cues, *cues_from_characters(list(chars[:n]), starts, ends)])
-        self.aligned_chars += sum(1 for c in chars[:n] if not c.isspace())
-        self.alignment_end = max(self.alignment_end, max(ends))
-
-    def audio(self, data: bytes) -> AudioChunk | None:
-        """The chunk for ``data`` (with the cues that fall in it), or ``None`` if too short."""
-        data = self._odd + data
-        usable = len(data) - (len(data) % 2)
-        self._odd = data[usable:]
-        if usable == 0:
-            return None
-        samples = _pcm(data[:usable])
-        t0 = self.seconds
-        t1 = t0 + samples.shape[0] / self.rate
-        cues = tuple(
-            VisemeCue(max(c.start, t0) - t0, min(c.end, t1) - t0, c.viseme)
-            for c in self._cues
-            if c.end > t0 and c.start < t1 and min(c.end, t1) > max(c.start, t0)
-        )
-        self._cues = [c for c in self._cues if c.end > t1]
-        self.samples += samples.shape[0]
-        return AudioChunk(samples, self.rate, text=self.text, visemes=cues)
-
-    def problem(self) -> str | None:
-        """Why the audio looks incomplete (``None`` when it looks whole)."""
-        if self.samples == 0:
-            return "no audio came back"
-        if self.alignment_end > self.seconds + 0.25:
-            return (
-                f"the audio ends at {self.seconds:.2f} s but the alignment runs to "
-                f"{self.alignment_end:.2f} s: part of the stream was lost"
-            )
-        if self.text is not None:
-            wanted = sum(1 for c in self.text if not c.isspace())
-            if self.aligned_chars and self.aligned_chars < 0.9 * wanted:
-                return (
-                    f"only {self.aligned_chars} of {wanted} characters came back aligned: part "
-                    "of the stream was lost"
-                )
-            if wanted >= 8 and self.seconds < 0.02 * wanted:
-                return f"{self.seconds:.2f} s of audio is too short for {wanted} characters"
-        return None
-
-
-def _chunk_text(pieces: Sequence[str], buffer: str) -> tuple[list[str], str]:
-    """Split streamed text at word boundaries (ElevenLabs wants each message to end in a space)."""
-    out: list[str] = []
-    for text in pieces:
-        if buffer.endswith(_SPLITTERS):
-            out.append(buffer if buffer.endswith(" ") else buffer + " ")
-            buffer = text
-        elif text.startswith(_SPLITTERS):
-            head = buffer + text[0]
-            out.append(head if head.endswith(" ") else head + " ")
-            buffer = text[1:]
-        else:
-            buffer += text
-    return [o for o in out if o.strip()], buffer
 
 
 class ElevenLabsTTS:
@@ -199,6 +90,8 @@ class ElevenLabsTTS:
         timeout: seconds to wait for the next bytes (default 30; the SDK's is 240).
         max_retries: retries of 408/409/429/5xx, timeouts and connection errors, before the
             first chunk of a sentence only (what was already spoken cannot be taken back).
+        conn_options: a :class:`ConnectOptions` instead of ``timeout``/``max_retries`` (also sets
+            the back-off).
     """
 
     name = "elevenlabs"
@@ -220,6 +113,7 @@ class ElevenLabsTTS:
         websocket_url: str | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        conn_options: ConnectOptions | None = None,
     ) -> None:
         if output_format not in get_args(OutputFormat):
             raise ConfigurationError(
@@ -242,8 +136,7 @@ class ElevenLabsTTS:
         self.voice_settings = dict(voice_settings) if voice_settings else None
         self.optimize_streaming_latency = optimize_streaming_latency
         self.chunk_length_schedule = list(chunk_length_schedule or [50])
-        self.timeout = check_timeout(timeout)
-        self.max_retries = check_retries(max_retries)
+        self.options = connect_options(conn_options, timeout=timeout, max_retries=max_retries)
         self._key: Secret = resolve_api_key(  # type: ignore[assignment]
             api_key, env_var=ENV_KEY, backend="elevenlabs"
         )
@@ -274,8 +167,22 @@ class ElevenLabsTTS:
             f"output_format={self.output_format!r}, mode={self.mode!r})"
         )
 
+    @property
+    def conn_options(self) -> ConnectOptions:
+        """The timeout and retry options in effect."""
+        return self.options
+
+    @property
+    def timeout(self) -> float | None:
+        return self.options.timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self.options.max_retries
+
     def _build(self) -> Any:
         elevenlabs = require("elevenlabs", "elevenlabs", feature="the ElevenLabs TTS backend")
+        log.debug("building an ElevenLabs client for %s", self.base_url)
         return elevenlabs.AsyncElevenLabs(
             api_key=self._key.get(),
             base_url=self.base_url,
@@ -283,30 +190,20 @@ class ElevenLabsTTS:
         )
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
+        """Close the HTTP connection pool (idempotent; the backend can be used again)."""
         await self._client.aclose()
 
     # -- the TTS protocol ---------------------------------------------------------------------
-    async def stream(self, text: str) -> AsyncIterator[AudioChunk]:
+    def stream(self, text: str) -> AsyncIterator[AudioChunk]:
         """Yield the speech for ``text``, first chunk as soon as it arrives."""
         if self.mode == "websocket":
-            async for chunk in self._websocket(_once(text), text=text):
-                yield chunk
-            return
-        attempt = 0
-        while True:
-            started = False
-            try:
-                with self.errors.mapped():
-                    async for chunk in self._http_once(text):
-                        started = True
-                        yield chunk
-                return
-            except BackendError as err:
-                if started or not err.retryable or attempt >= self.max_retries:
-                    raise
-                await asyncio.sleep(backoff_delay(attempt, err.__cause__ or err))
-                attempt += 1
+            return self._websocket(_once(text), text=text)
+        return retry_stream(
+            lambda: self._http_once(text),
+            mapper=self.errors,
+            options=self.options,
+            what="speech stream",
+        )
 
     async def stream_text(self, text_chunks: AsyncIterable[str]) -> AsyncIterator[AudioChunk]:
         """Speak text that is itself still streaming in (e.g. LLM deltas), over the websocket.
@@ -336,7 +233,7 @@ class ElevenLabsTTS:
 
     async def _http_once(self, text: str) -> AsyncIterator[AudioChunk]:
         client = self._client.get()
-        timeline = _Timeline(self.sample_rate, text)
+        timeline = Timeline(self.sample_rate, text)
         tts = client.text_to_speech
         if self.alignment:
             stream = tts.stream_with_timestamps(self.voice, **self._http_params(text))
@@ -409,16 +306,9 @@ class ElevenLabsTTS:
                 max_size=2**24,
             )
 
-        attempt = 0
-        while True:
-            try:
-                with self.errors.mapped():
-                    return await once()
-            except BackendError as err:
-                if not err.retryable or attempt >= self.max_retries:
-                    raise
-                await asyncio.sleep(backoff_delay(attempt, err.__cause__ or err))
-                attempt += 1
+        return await retry(
+            once, mapper=self.errors, options=self.options, what="websocket handshake"
+        )
 
     async def _send_text(self, ws: Any, text_chunks: AsyncIterable[str]) -> None:
         init: dict[str, Any] = {
@@ -432,7 +322,7 @@ class ElevenLabsTTS:
         async for piece in text_chunks:
             if not piece:
                 continue
-            ready, buffer = _chunk_text([piece], buffer)
+            ready, buffer = chunk_text([piece], buffer)
             for text in ready:
                 await ws.send(json.dumps({"text": text}))
         if buffer.strip():
@@ -445,7 +335,8 @@ class ElevenLabsTTS:
     ) -> AsyncIterator[AudioChunk]:
         closed_ok = require("websockets", "elevenlabs").exceptions.ConnectionClosedOK
         ws = await self._connect()
-        timeline = _Timeline(self.sample_rate, text)
+        started = time.perf_counter()
+        timeline = Timeline(self.sample_rate, text)
         sender = asyncio.ensure_future(self._send_text(ws, text_chunks))
         receiver: asyncio.Future[Any] | None = None
         try:
@@ -477,21 +368,23 @@ class ElevenLabsTTS:
                         break
                     chunk, final = self._ws_message(message, timeline)
                     if chunk is not None:
+                        if timeline.samples == chunk.samples.shape[0]:
+                            log.debug(
+                                "ElevenLabs websocket: first audio after %.3f s",
+                                time.perf_counter() - started,
+                            )
                         yield chunk
                     if final:
                         break
         finally:
-            for task in (receiver, sender):
-                if task is not None and not task.done():
-                    task.cancel()
-            await asyncio.gather(*(t for t in (receiver, sender) if t), return_exceptions=True)
+            await cancel_and_wait(*(t for t in (receiver, sender) if t is not None))
             with contextlib.suppress(Exception):
                 await ws.close()
         problem = timeline.problem()
         if problem is not None:
             raise self.errors.error(problem, retryable=True)
 
-    def _ws_message(self, message: Any, timeline: _Timeline) -> tuple[AudioChunk | None, bool]:
+    def _ws_message(self, message: Any, timeline: Timeline) -> tuple[AudioChunk | None, bool]:
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
         try:

@@ -14,21 +14,24 @@ Install with ``pip install "lexperience[openai]"``; the key comes from ``api_key
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Literal
 
 from ..errors import BackendError, ConfigurationError, RateLimitError
 from ..messages import Message
-from ._cloud import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Secret
-from ._openai_common import OpenAIConnection
+from ._cloud import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, ConnectOptions, Secret, retry_stream
+from ._openai_common import OpenAIBackend, OpenAIConnection
 
-__all__ = ["OpenAILLM"]
+__all__ = ["ConnectOptions", "OpenAILLM"]
+
+log = logging.getLogger(__name__)
 
 Api = Literal["chat", "responses"]
 TokenParam = Literal["max_tokens", "max_completion_tokens"]
 
 
-class OpenAILLM:
+class OpenAILLM(OpenAIBackend):
     """Streams a reply from an OpenAI (or OpenAI-compatible) chat model.
 
     Args:
@@ -40,14 +43,19 @@ class OpenAILLM:
             (api.openai.com, required by reasoning models) or ``max_tokens`` (what Ollama,
             vLLM and llama.cpp read). Default: chosen by ``base_url``.
         base_url: an OpenAI-compatible server; default ``OPENAI_BASE_URL`` or api.openai.com.
-        api_key: the key; default ``OPENAI_API_KEY``. Not needed for a non-OpenAI ``base_url``.
+        api_key: the key; default ``OPENAI_API_KEY`` (see ``send_env_key``). Not needed for a
+            local server.
+        send_env_key: send ``OPENAI_API_KEY`` to a ``base_url=`` that is not OpenAI's (by
+            default it goes only to api.openai.com or to a server named by ``OPENAI_BASE_URL``).
         timeout: seconds to wait for the next bytes (first token included; default 30).
-        max_retries: retries of 408/409/429/5xx and connection errors before the first token.
+        max_retries: retries of 408/409/429/5xx, timeouts and connection errors before the
+            first token.
+        conn_options: a :class:`ConnectOptions` instead of ``timeout``/``max_retries`` (also sets
+            the back-off).
+        organization / project: OpenAI organisation and project ids.
         extra_body: extra JSON fields merged into each request (e.g. ``{"top_k": 40}`` for vLLM,
             ``{"reasoning": {"effort": "low"}}`` for the Responses API).
     """
-
-    name = "openai"
 
     def __init__(
         self,
@@ -59,8 +67,10 @@ class OpenAILLM:
         max_tokens_param: TokenParam | None = None,
         base_url: str | None = None,
         api_key: str | Secret | None = None,
+        send_env_key: bool = False,
         timeout: float | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        conn_options: ConnectOptions | None = None,
         organization: str | None = None,
         project: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
@@ -86,8 +96,10 @@ class OpenAILLM:
             stage="llm",
             api_key=api_key,
             base_url=base_url,
+            send_env_key=send_env_key,
             timeout=timeout,
             max_retries=max_retries,
+            conn_options=conn_options,
             organization=organization,
             project=project,
         )
@@ -98,18 +110,27 @@ class OpenAILLM:
     def __repr__(self) -> str:
         return f"OpenAILLM(model={self.model!r}, api={self.api!r}, {self._conn!r})"
 
-    async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
-        await self._conn.aclose()
-
     def stream(
         self, messages: Sequence[Message], *, max_tokens: int | None = None
     ) -> AsyncIterator[str]:
-        """Yield the reply to ``messages`` as text deltas, the first as soon as it is generated."""
+        """Yield the reply to ``messages`` as text deltas, the first as soon as it is generated.
+
+        A failure before the first delta is retried as ``conn_options`` allow; after it, it
+        is raised (what was yielded was already used)."""
         limit = max_tokens if max_tokens is not None else self.max_tokens
         if self.api == "responses":
-            return self._responses(messages, limit)
-        return self._chat(messages, limit)
+            return retry_stream(
+                lambda: self._responses(messages, limit),
+                mapper=self._conn.errors,
+                options=self._conn.options,
+                what="responses stream",
+            )
+        return retry_stream(
+            lambda: self._chat(messages, limit),
+            mapper=self._conn.errors,
+            options=self._conn.options,
+            what="chat stream",
+        )
 
     # -- Chat Completions ---------------------------------------------------------------------
     async def _chat(self, messages: Sequence[Message], limit: int | None) -> AsyncIterator[str]:

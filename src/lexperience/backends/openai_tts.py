@@ -7,6 +7,7 @@ sentence is still being synthesised. Install with ``pip install "lexperience[ope
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -14,10 +15,12 @@ import numpy as np
 
 from ..errors import ConfigurationError
 from ..media import AudioChunk
-from ._cloud import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Secret
-from ._openai_common import OpenAIConnection
+from ._cloud import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, ConnectOptions, Secret, retry_stream
+from ._openai_common import OpenAIBackend, OpenAIConnection
 
-__all__ = ["OpenAITTS", "pcm16_to_float"]
+__all__ = ["ConnectOptions", "OpenAITTS", "pcm16_to_float"]
+
+log = logging.getLogger(__name__)
 
 PCM_RATE = 24_000
 
@@ -27,7 +30,7 @@ def pcm16_to_float(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
 
 
-class OpenAITTS:
+class OpenAITTS(OpenAIBackend):
     """Speaks text with an OpenAI voice, streamed.
 
     Args:
@@ -39,10 +42,11 @@ class OpenAITTS:
         instructions: how to speak (tone, pace, accent); gpt-4o-mini-tts only.
         speed: 0.25 to 4.0; ``None`` for the default 1.0.
         chunk_seconds: the size of the chunks yielded (the network decides when they arrive).
-        api_key / base_url / timeout / max_retries / extra_body: as for :class:`OpenAILLM`.
+        api_key / base_url / send_env_key / timeout / max_retries / conn_options / organization /
+            project / extra_body: as for :class:`OpenAILLM` (a failure is retried before the
+            first chunk only).
     """
 
-    name = "openai"
     sample_rate: int = PCM_RATE
 
     def __init__(
@@ -55,8 +59,10 @@ class OpenAITTS:
         chunk_seconds: float = 0.1,
         api_key: str | Secret | None = None,
         base_url: str | None = None,
+        send_env_key: bool = False,
         timeout: float | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        conn_options: ConnectOptions | None = None,
         organization: str | None = None,
         project: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
@@ -77,8 +83,10 @@ class OpenAITTS:
             stage="tts",
             api_key=api_key,
             base_url=base_url,
+            send_env_key=send_env_key,
             timeout=timeout,
             max_retries=max_retries,
+            conn_options=conn_options,
             organization=organization,
             project=project,
         )
@@ -86,12 +94,16 @@ class OpenAITTS:
     def __repr__(self) -> str:
         return f"OpenAITTS(voice={self.voice!r}, model={self.model!r}, {self._conn!r})"
 
-    async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
-        await self._conn.aclose()
-
-    async def stream(self, text: str) -> AsyncIterator[AudioChunk]:
+    def stream(self, text: str) -> AsyncIterator[AudioChunk]:
         """Yield the speech for ``text`` in ~``chunk_seconds`` chunks as the body streams in."""
+        return retry_stream(
+            lambda: self._speech(text),
+            mapper=self._conn.errors,
+            options=self._conn.options,
+            what="speech stream",
+        )
+
+    async def _speech(self, text: str) -> AsyncIterator[AudioChunk]:
         voice: Any = {"id": self.voice} if self.voice.startswith("voice_") else self.voice
         params: dict[str, Any] = {
             "model": self.model,
@@ -128,3 +140,6 @@ class OpenAITTS:
                     yield AudioChunk(pcm16_to_float(block), PCM_RATE, text=text)
         if received < 2:
             raise errors.error(f"no audio came back for {text[:60]!r}", retryable=True)
+        log.debug(
+            "openai tts: %.2f s of audio for %d characters", received / 2 / PCM_RATE, len(text)
+        )

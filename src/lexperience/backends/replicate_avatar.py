@@ -9,8 +9,9 @@ Replicate models return one MP4 per prediction, so this avatar adapts them to th
    being rendered while later sentences are still being spoken;
 2. the prediction is created (``predictions.create``) and polled until it succeeds, fails or
    ``prediction_timeout`` passes; up to ``max_concurrency`` run at once;
-3. the output MP4 is downloaded, checked (a real video container with a video stream), decoded
-   with PyAV and fitted (letterboxed) to ``size``;
+3. the output MP4 is downloaded (redirects only to its own host or ``download_hosts``, at most
+   ``max_download_bytes``), checked (a real video container with a video stream), and decoded
+   with PyAV as its frames are needed, each shown frame fitted (letterboxed) to ``size``;
 4. exactly as many frames as the audio needs are yielded: frame boundaries are
    ``round(t * fps)`` of the cumulative audio time, so each sentence gets
    ``round(duration * fps)`` frames (±1 from rounding) and the total is
@@ -19,7 +20,10 @@ Replicate models return one MP4 per prediction, so this avatar adapts them to th
 
 On cancellation (:meth:`Conversation.interrupt`) every running prediction is cancelled on
 Replicate (``POST /v1/predictions/{id}/cancel``) before :meth:`animate` exits, so nothing keeps
-running (or billing).
+running (or billing): a create still in flight is waited for (bounded by ``timeout``) so that
+its prediction can be cancelled too. Every task :meth:`animate` starts ends before it returns.
+Audio is read through bounded channels, so a slow avatar slows its producer down instead of
+buffering without limit.
 
 Models are described by :class:`ReplicateModel`; ``"dreamtalk"`` (``cjwbw/dreamtalk``, the
 prototype's model) and ``"sadtalker"`` (``cjwbw/sadtalker``) are built in, any other by a spec.
@@ -30,61 +34,61 @@ Install with ``pip install "lexperience[replicate]"``; the token comes from ``ap
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import functools
-import io
 import logging
 import os
-import time
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
+from .._aio import Channel, ChannelClosed, cancel_and_wait
 from .._optional import require
 from ..errors import ConfigurationError
 from ..media import Audio, AudioChunk, VideoFrame
 from ._cloud import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
+    ConnectOptions,
     ErrorMapper,
     LoopLocal,
     Secret,
-    check_retries,
     check_timeout,
+    connect_options,
     resolve_api_key,
-    retry,
 )
+from ._cloud_errors import remember_request_id
+from ._replicate_download import Downloader
+from ._replicate_media import (
+    DREAMTALK,
+    MODELS,
+    SADTALKER,
+    ClipFrames,
+    NotAVideoError,
+    ReplicateModel,
+    decode_clip,
+    sample_frames,
+)
+from ._replicate_predict import Predictor, Session, output_url
 
 __all__ = [
     "DREAMTALK",
     "MODELS",
     "SADTALKER",
+    "ConnectOptions",
     "ReplicateAvatar",
     "ReplicateModel",
     "decode_clip",
     "sample_frames",
 ]
 
-from ._replicate_media import (
-    DREAMTALK,
-    MODELS,
-    SADTALKER,
-    NotAVideoError,
-    ReplicateModel,
-    decode_clip,
-    sample_frames,
-)
-
 log = logging.getLogger(__name__)
 
 ENV_KEY = "REPLICATE_API_TOKEN"
-_TERMINAL = ("succeeded", "failed", "canceled")
-_PORTRAIT_TTL = 12 * 3600.0  # Replicate keeps uploaded files for a day; re-upload well before
-_CANCEL_TIMEOUT = 5.0
+#: Audio chunks the avatar buffers ahead of its sentence planner.
+INBOX_CHUNKS = 256
+#: Frames decoded per worker-thread call.
+FRAME_BATCH = 5
 
 
 @dataclass
@@ -99,12 +103,9 @@ class _Segment:
 
 
 @dataclass
-class _Session:
-    """State of one :meth:`ReplicateAvatar.animate` call."""
-
-    client: Any
-    semaphore: asyncio.Semaphore
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # portrait upload, version lookup
+class _Job:
+    segment: _Segment
+    task: asyncio.Task[ClipFrames | None]
 
 
 class ReplicateAvatar:
@@ -124,7 +125,9 @@ class ReplicateAvatar:
             https://api.replicate.com).
         timeout: seconds one HTTP request may wait for bytes (default 30).
         max_retries: retries of rate-limited (429) and unavailable (503) POSTs and of failed
-            downloads; the SDK already retries its GETs.
+            polls, uploads and downloads; the SDK already retries its GETs.
+        conn_options: a :class:`ConnectOptions` instead of ``timeout``/``max_retries`` (also sets
+            the back-off).
         poll_interval: seconds between status checks of a running prediction (default
             ``REPLICATE_POLL_INTERVAL`` or 0.5).
         prediction_timeout: the longest a prediction may take before it is cancelled and a
@@ -137,7 +140,10 @@ class ReplicateAvatar:
             SadTalker work at 16 kHz).
         flush_after: render a sentence when no new audio has arrived for this many seconds,
             even if the next sentence has not started (``None``: wait for it).
-        max_download_bytes: refuse larger outputs.
+        max_download_bytes: refuse larger outputs (checked while they download).
+        download_hosts: hosts an output download may be redirected to, besides the output
+            URL's own (``"cdn.example.com"``, or ``".example.com"`` for a domain and its
+            subdomains). Redirects anywhere else are refused.
     """
 
     name = "replicate"
@@ -155,6 +161,7 @@ class ReplicateAvatar:
         base_url: str | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        conn_options: ConnectOptions | None = None,
         poll_interval: float | None = None,
         prediction_timeout: float | None = 300.0,
         max_concurrency: int = 2,
@@ -162,6 +169,7 @@ class ReplicateAvatar:
         audio_sample_rate: int = 16_000,
         flush_after: float | None = 1.0,
         max_download_bytes: int = 256 * 1024 * 1024,
+        download_hosts: Sequence[str] = (),
     ) -> None:
         if portrait is None:
             raise ConfigurationError(
@@ -186,6 +194,12 @@ class ReplicateAvatar:
             raise ConfigurationError("poll_interval must be positive")
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be >= 1")
+        if isinstance(download_hosts, str) or not all(
+            isinstance(h, str) and h.strip() for h in download_hosts
+        ):
+            raise ConfigurationError("download_hosts must be a list of host names")
+        if max_download_bytes < 1:
+            raise ConfigurationError("max_download_bytes must be >= 1")
         self.portrait = path
         self.model = ReplicateModel.parse(model)
         self.inputs = dict(inputs or {})
@@ -194,8 +208,7 @@ class ReplicateAvatar:
         self.base_url = (base_url or os.environ.get("REPLICATE_BASE_URL") or "").rstrip("/") or None
         if self.base_url is not None and self.base_url.endswith("/v1"):
             self.base_url = self.base_url[: -len("/v1")]  # the SDK adds /v1 itself
-        self.timeout = check_timeout(timeout)
-        self.max_retries = check_retries(max_retries)
+        self.options = connect_options(conn_options, timeout=timeout, max_retries=max_retries)
         self.poll_interval = float(poll_interval)
         self.prediction_timeout = check_timeout(prediction_timeout, "prediction_timeout")
         self.max_concurrency = int(max_concurrency)
@@ -203,6 +216,7 @@ class ReplicateAvatar:
         self.audio_sample_rate = int(audio_sample_rate)
         self.flush_after = check_timeout(flush_after, "flush_after")
         self.max_download_bytes = int(max_download_bytes)
+        self.download_hosts = tuple(h.strip() for h in download_hosts)
         if api_token is not None and api_key is not None:
             raise ConfigurationError("pass api_token or api_key, not both")
         self._token: Secret = resolve_api_key(  # type: ignore[assignment]
@@ -213,8 +227,23 @@ class ReplicateAvatar:
         )
         self._client: LoopLocal[Any] = LoopLocal(self._build, _close_client)
         self._http: LoopLocal[Any] = LoopLocal(self._build_http, lambda c: c.aclose())
-        self._version: str | None = self.model.version
-        self._portrait_ref: tuple[str, float] | None = None  # (url, uploaded at)
+        self._predictor = Predictor(
+            model=self.model,
+            inputs=self.inputs,
+            portrait=self.portrait,
+            errors=self.errors,
+            options=self.options,
+            poll_interval=self.poll_interval,
+            prediction_timeout=self.prediction_timeout,
+            upload=self.upload,
+        )
+        self._downloader = Downloader(
+            self._http.get,
+            errors=self.errors,
+            options=self.options,
+            max_bytes=self.max_download_bytes,
+            allowed_hosts=self.download_hosts,
+        )
 
     def __repr__(self) -> str:
         version = f":{self.model.version[:12]}" if self.model.version else ""
@@ -222,6 +251,19 @@ class ReplicateAvatar:
             f"ReplicateAvatar(model={self.model.name + version!r}, fps={self.fps:g}, "
             f"size={self.size[0]}x{self.size[1]}, portrait={self.portrait.name!r})"
         )
+
+    @property
+    def conn_options(self) -> ConnectOptions:
+        """The timeout and retry options in effect."""
+        return self.options
+
+    @property
+    def timeout(self) -> float | None:
+        return self.options.timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self.options.max_retries
 
     # -- clients ------------------------------------------------------------------------------
     def _httpx_timeout(self) -> Any:
@@ -233,78 +275,90 @@ class ReplicateAvatar:
     def _build(self) -> Any:
         replicate = require("replicate", "replicate", feature="the Replicate avatar")
         client = replicate.Client(
-            api_token=self._token.get(), base_url=self.base_url, timeout=self._httpx_timeout()
+            api_token=self._token.get(),
+            base_url=self.base_url,
+            timeout=self._httpx_timeout(),
+            event_hooks={"response": [remember_request_id]},  # ids for BackendError.request_id
         )
         client.poll_interval = self.poll_interval
         return client
 
     def _build_http(self) -> Any:
         httpx = require("httpx", "replicate")
-        # Output URLs point at a CDN: no Authorization header goes there.
-        return httpx.AsyncClient(timeout=self._httpx_timeout(), follow_redirects=True)
+        # Output URLs point at a CDN: no Authorization header goes there, and redirects are
+        # followed by hand (see _replicate_download).
+        return httpx.AsyncClient(timeout=self._httpx_timeout(), follow_redirects=False)
 
     async def aopen(self) -> None:
         """Upload the portrait and look up the model version before the first reply, so the
         first sentence's prediction starts one round trip sooner (:class:`Conversation` calls
         this once)."""
-        session = _Session(self._client.get(), asyncio.Semaphore(1))
-        await self._portrait(session)
-        async with session.lock:
-            await self._resolve_version(session.client)
+        session = Session(self._client.get(), 1)
+        try:
+            await self._predictor.prepare(session)
+        finally:
+            await session.close()
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pools."""
+        """Close the HTTP connection pools (idempotent; the avatar can be used again)."""
         await self._client.aclose()
         await self._http.aclose()
 
     # -- the Avatar protocol ------------------------------------------------------------------
     async def animate(self, audio: AsyncIterable[AudioChunk]) -> AsyncIterator[VideoFrame]:
         """Yield ``fps`` frames per second of ``audio``, one Replicate clip per sentence."""
-        session = _Session(self._client.get(), asyncio.Semaphore(self.max_concurrency))
-        inbox: asyncio.Queue[AudioChunk | None] = asyncio.Queue()
-        jobs: asyncio.Queue[tuple[_Segment, asyncio.Task[list[np.ndarray]]] | None] = (
-            asyncio.Queue()
-        )
-        tasks: list[asyncio.Task[Any]] = []
-        reader = asyncio.ensure_future(self._read(audio, inbox))
-        planner = asyncio.ensure_future(self._plan(inbox, jobs, session, tasks))
-        background: list[asyncio.Future[Any]] = [reader, planner]
+        session = Session(self._client.get(), self.max_concurrency)
+        inbox: Channel[AudioChunk] = Channel(INBOX_CHUNKS)
+        jobs: Channel[_Job] = Channel(2 * self.max_concurrency + 2)
+        reader = session.start(self._read(audio, inbox))
+        session.start(self._plan(inbox, jobs, session))
         index = 0
+        clip: ClipFrames | None = None
         try:
             while True:
-                item = await self._next_job(jobs, background, tasks)
-                if item is None:
+                job = await self._next_job(jobs, session)
+                if job is None:
                     break
-                _, task = item
-                images = await self._finish(task, background, tasks)
-                for image in images:
-                    yield VideoFrame(image, index, self.fps)
-                    index += 1
+                clip = await self._finish(job.task, session)
+                if clip is None:
+                    continue
+                while clip.remaining:
+                    for image in await session.thread(clip.take, FRAME_BATCH):
+                        yield VideoFrame(image, index, self.fps)
+                        index += 1
+                self._check_coverage(job.segment, clip)
+                await session.thread(clip.close)
+                clip = None
             await reader  # surface a reader error, if any
         finally:
-            pending = [t for t in (*background, *tasks) if not t.done()]
-            for future in pending:
-                future.cancel()
-            if pending:
-                # Each render task cancels its prediction on Replicate before it ends.
-                await asyncio.gather(*pending, return_exceptions=True)
+            jobs.close()
+            try:
+                await session.close()  # every task this call started has ended
+            finally:
+                await self._close_clips(clip, session)
 
-    async def _read(
-        self, audio: AsyncIterable[AudioChunk], inbox: asyncio.Queue[AudioChunk | None]
-    ) -> None:
+    @staticmethod
+    async def _close_clips(current: ClipFrames | None, session: Session) -> None:
+        """Release the decoders of clips that were rendered but not (all) shown."""
+        clips = [current] if current is not None else []
+        for task in session.work:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                found = task.result()
+                if isinstance(found, ClipFrames):
+                    clips.append(found)
+        for found in clips:
+            await session.thread(found.close)
+
+    async def _read(self, audio: AsyncIterable[AudioChunk], inbox: Channel[AudioChunk]) -> None:
         try:
             async for chunk in audio:
                 if chunk.samples.size:
-                    inbox.put_nowait(chunk)
+                    await inbox.send(chunk)  # waits while the planner is behind
         finally:
-            inbox.put_nowait(None)
+            inbox.close()
 
     async def _plan(
-        self,
-        inbox: asyncio.Queue[AudioChunk | None],
-        jobs: asyncio.Queue[tuple[_Segment, asyncio.Task[list[np.ndarray]]] | None],
-        session: _Session,
-        tasks: list[asyncio.Task[Any]],
+        self, inbox: Channel[AudioChunk], jobs: Channel[_Job], session: Session
     ) -> None:
         """Group chunks into sentence segments and start a render task for each, in order."""
         rate: int | None = None
@@ -313,7 +367,7 @@ class ReplicateAvatar:
         open_start = 0  # sample where the open segment starts
         segments = 0
 
-        def close() -> None:
+        async def close() -> None:
             nonlocal open_chunks, open_start, segments
             if not open_chunks or rate is None:
                 return
@@ -323,26 +377,27 @@ class ReplicateAvatar:
                 segments, open_chunks[0].sentence_index, open_chunks, first, last - first
             )
             segments += 1
-            task = asyncio.ensure_future(self._render(seg, session))
-            tasks.append(task)
-            jobs.put_nowait((seg, task))
             open_chunks, open_start = [], total
+            await jobs.send(_Job(seg, session.start(self._render(seg, session))))
 
-        getter: asyncio.Future[AudioChunk | None] | None = None
+        getter: asyncio.Task[AudioChunk] | None = None
         try:
             while True:
                 if getter is None:
-                    getter = asyncio.ensure_future(inbox.get())
-                # wait() never loses the item on a timeout (wait_for on a get() can, on 3.10)
+                    getter = asyncio.ensure_future(inbox.recv())
+                # wait() never loses the item on a timeout (wait_for on a recv() could)
                 timeout = self.flush_after if open_chunks else None
                 done, _ = await asyncio.wait({getter}, timeout=timeout)
                 if not done:
-                    close()  # the next sentence is slow to come: render this one now
+                    await close()  # the next sentence is slow to come: render this one now
                     continue
-                chunk, getter = getter.result(), None
-                if chunk is None:
-                    close()
+                try:
+                    chunk = getter.result()
+                except ChannelClosed:
+                    getter = None
+                    await close()
                     return
+                getter = None
                 if rate is None:
                     rate = chunk.sample_rate
                 elif chunk.sample_rate != rate:
@@ -352,48 +407,39 @@ class ReplicateAvatar:
                         sample_rate=rate,
                     )
                 if open_chunks and chunk.sentence_index != open_chunks[-1].sentence_index:
-                    close()
+                    await close()
                 open_chunks.append(chunk)
                 total += chunk.samples.shape[0]
         finally:
-            if getter is not None and not getter.done():
-                getter.cancel()
-            jobs.put_nowait(None)
+            if getter is not None:
+                await cancel_and_wait(getter)
+            jobs.close()
 
-    async def _next_job(
-        self,
-        jobs: asyncio.Queue[tuple[_Segment, asyncio.Task[list[np.ndarray]]] | None],
-        background: list[asyncio.Future[Any]],
-        tasks: list[asyncio.Task[Any]],
-    ) -> tuple[_Segment, asyncio.Task[list[np.ndarray]]] | None:
-        getter = asyncio.ensure_future(jobs.get())
+    async def _next_job(self, jobs: Channel[_Job], session: Session) -> _Job | None:
+        getter = asyncio.ensure_future(jobs.recv())
         try:
-            await self._wait_failing(getter, background, tasks)
-            return getter.result()
+            await self._wait_failing(getter, session)
         finally:
             if not getter.done():
-                getter.cancel()
+                await cancel_and_wait(getter)
+        try:
+            return getter.result()
+        except ChannelClosed:
+            return None
 
     async def _finish(
-        self,
-        task: asyncio.Task[list[np.ndarray]],
-        background: list[asyncio.Future[Any]],
-        tasks: list[asyncio.Task[Any]],
-    ) -> list[np.ndarray]:
-        await self._wait_failing(task, background, tasks)
+        self, task: asyncio.Task[ClipFrames | None], session: Session
+    ) -> ClipFrames | None:
+        await self._wait_failing(task, session)
         return task.result()
 
     @staticmethod
-    async def _wait_failing(
-        target: asyncio.Future[Any],
-        background: list[asyncio.Future[Any]],
-        tasks: list[asyncio.Task[Any]],
-    ) -> None:
+    async def _wait_failing(target: asyncio.Future[Any], session: Session) -> None:
         """Wait for ``target``; fail as soon as any other task of this call fails."""
         while not target.done():
-            others = [t for t in (*background, *tasks) if not t.done() and t is not target]
+            others = [t for t in session.work if not t.done() and t is not target]
             await asyncio.wait([target, *others], return_when=asyncio.FIRST_COMPLETED)
-            for t in (*background, *tasks):
+            for t in list(session.work):
                 if t is not target and t.done() and not t.cancelled() and t.exception():
                     raise t.exception()  # type: ignore[misc]
 
@@ -406,235 +452,38 @@ class ReplicateAvatar:
             clip = Audio.concatenate([clip, Audio.silence(pad, clip.sample_rate)])
         return clip.to_wav_bytes()
 
-    async def _render(self, seg: _Segment, session: _Session) -> list[np.ndarray]:
+    async def _render(self, seg: _Segment, session: Session) -> ClipFrames | None:
+        """Predict, download and open the clip of one segment (its frames decode later)."""
         if seg.n_frames <= 0:
-            return []
-        seconds = sum(c.duration for c in seg.chunks)
+            return None
         # joining, resampling and encoding a sentence is CPU work: keep it off the event loop
-        wav = await asyncio.to_thread(self._clip_wav, seg.chunks)
+        wav = await session.thread(self._clip_wav, seg.chunks)
         async with session.semaphore:
-            output = await self._predict(session, wav, seg)
-        data = await self._download(output)
+            output = await self._predictor.run(session, wav, f"sentence-{seg.sentence}")
+        data = await self._downloader.fetch(output_url(output, self.model, self.errors))
         try:
-            images, times = await asyncio.to_thread(decode_clip, data, self.size)
+            return await session.thread(
+                ClipFrames, data, self.size, seg.n_frames, self.fps, discard=ClipFrames.close
+            )
         except NotAVideoError as exc:
+            data.close()
             raise self.errors.error(
                 f"{exc} (model {self.model.name}; check the model spec's output)",
                 retryable=exc.retryable,
             ) from exc
-        coverage = times[-1] + 1.0 / self.fps if times else 0.0
-        if coverage < seconds * 0.8:
+        except BaseException:
+            data.close()
+            raise
+
+    def _check_coverage(self, seg: _Segment, clip: ClipFrames) -> None:
+        seconds = sum(c.duration for c in seg.chunks)
+        coverage = clip.covered_seconds()
+        if clip.ended and coverage < seconds * 0.8:
             log.warning(
-                "replicate avatar: the clip covers %.2f s of %.2f s of audio; holding its last "
-                "frame",
+                "replicate avatar: the clip covers %.2f s of %.2f s of audio; held its last frame",
                 coverage,
                 seconds,
             )
-        return [images[j] for j in sample_frames(times, seg.n_frames, self.fps)]
-
-    async def _predict(self, session: _Session, wav: bytes, seg: _Segment) -> Any:
-        client = session.client
-        image = await self._portrait(session)
-        audio_ref = await self._file_ref(client, wav, f"sentence-{seg.sentence}.wav", "audio/wav")
-        inputs = {
-            **self.model.inputs,
-            **self.inputs,
-            self.model.image_input: image,
-            self.model.audio_input: audio_ref,
-        }
-        async with session.lock:
-            version = await self._resolve_version(client)
-
-        async def create() -> Any:
-            if version is None:
-                return await client.predictions.async_create(model=self.model.name, input=inputs)
-            return await client.predictions.async_create(version=version, input=inputs)
-
-        # A POST is retried only when it surely did nothing (429, 503): a retried 500 could
-        # start (and bill) the same clip twice.
-        creating = asyncio.ensure_future(
-            retry(
-                create,
-                mapper=self.errors,
-                max_retries=self.max_retries,
-                retry_if=lambda e: e.status in (429, 503),
-            )
-        )
-        try:
-            prediction = await asyncio.shield(creating)
-        except asyncio.CancelledError:
-            # The POST may already have started a prediction: learn its id and cancel it.
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                started = await asyncio.wait_for(creating, _CANCEL_TIMEOUT)
-                await self._cancel(client, started.id)
-            raise
-        try:
-            prediction = await self._wait(client, prediction)
-        except BaseException:
-            if getattr(prediction, "status", None) not in _TERMINAL:
-                await self._cancel(client, prediction.id)
-            raise
-        if prediction.status == "failed":
-            raise self.errors.error(
-                f"prediction {prediction.id} of {self.model.name} failed: "
-                f"{prediction.error or 'no error message'}",
-                retryable=False,
-            )
-        if prediction.status == "canceled":
-            raise self.errors.error(
-                f"prediction {prediction.id} was canceled on Replicate", retryable=True
-            )
-        return prediction.output
-
-    async def _wait(self, client: Any, prediction: Any) -> Any:
-        deadline = (
-            time.monotonic() + self.prediction_timeout
-            if self.prediction_timeout is not None
-            else None
-        )
-        while prediction.status not in _TERMINAL:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise self.errors.timeout(
-                    f"prediction {prediction.id} did not finish within "
-                    f"{self.prediction_timeout:g} s (status {prediction.status!r}); it was "
-                    "cancelled"
-                )
-            await asyncio.sleep(self.poll_interval)
-            prediction = await retry(
-                functools.partial(client.predictions.async_get, prediction.id),
-                mapper=self.errors,
-                max_retries=self.max_retries,
-            )
-        return prediction
-
-    async def _cancel(self, client: Any, prediction_id: str) -> None:
-        """Cancel a prediction on Replicate, best effort, even while being cancelled."""
-        request = asyncio.ensure_future(client.predictions.async_cancel(prediction_id))
-        try:
-            await asyncio.wait_for(asyncio.shield(request), _CANCEL_TIMEOUT)
-            log.info("replicate avatar: cancelled prediction %s", prediction_id)
-        except (Exception, asyncio.CancelledError) as exc:
-            log.warning(
-                "replicate avatar: could not cancel prediction %s (%s)",
-                prediction_id,
-                type(exc).__name__,
-            )
-
-    async def _resolve_version(self, client: Any) -> str | None:
-        if self._version is not None or self.model.official:
-            return self._version
-        with self.errors.mapped():
-            model = await client.models.async_get(self.model.name)
-        latest = getattr(model, "latest_version", None)
-        if latest is None or not getattr(latest, "id", None):
-            raise self.errors.error(
-                f"{self.model.name} has no version to run; pin one in the model spec"
-            )
-        self._version = str(latest.id)
-        return self._version
-
-    async def _file_ref(self, client: Any, data: bytes, filename: str, content_type: str) -> str:
-        """A URL (uploaded file) or a data URI for ``data``."""
-        if self.upload == "data-uri":
-            return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
-        buffer = io.BytesIO(data)
-        buffer.name = filename
-
-        async def upload() -> Any:
-            buffer.seek(0)
-            # The SDK uploads with no timeout at all: bound it.
-            return await asyncio.wait_for(
-                client.files.async_create(buffer, filename=filename, content_type=content_type),
-                self.timeout,
-            )
-
-        file = await retry(upload, mapper=self.errors, max_retries=self.max_retries)
-        url = (getattr(file, "urls", None) or {}).get("get")
-        if not isinstance(url, str) or not url:
-            raise self.errors.error("the file upload answer has no URL", retryable=True)
-        return url
-
-    async def _portrait(self, session: _Session) -> str:
-        """The portrait's reference, uploaded once (and again after ``_PORTRAIT_TTL``)."""
-        async with session.lock:
-            cached = self._portrait_ref
-            if cached is not None and time.monotonic() - cached[1] < _PORTRAIT_TTL:
-                return cached[0]
-            data = await asyncio.to_thread(self.portrait.read_bytes)
-            suffix = self.portrait.suffix.lower()
-            content_type = {
-                ".png": "image/png",
-                ".webp": "image/webp",
-                ".gif": "image/gif",
-            }.get(suffix, "image/jpeg")
-            url = await self._file_ref(session.client, data, self.portrait.name, content_type)
-            self._portrait_ref = (url, time.monotonic())
-            return url
-
-    # -- output -------------------------------------------------------------------------------
-    def _output_url(self, output: Any) -> str:
-        if output is None or output == "" or output == []:
-            raise self.errors.error(
-                "the prediction succeeded but returned no output", retryable=True
-            )
-        if isinstance(output, str):
-            return output
-        if isinstance(output, list):
-            urls = [o for o in output if isinstance(o, str)]
-            videos = [
-                u for u in urls if u.lower().split("?")[0].endswith((".mp4", ".webm", ".mov"))
-            ]
-            if videos or urls:
-                return (videos or urls)[-1]
-        if isinstance(output, Mapping):
-            keys = [self.model.output_key] if self.model.output_key else ["video", "output", "mp4"]
-            for key in keys:
-                if key is not None and isinstance(output.get(key), str):
-                    return str(output[key])
-        raise self.errors.error(
-            f"the output of {self.model.name} is {type(output).__name__}, not a video URL; set "
-            "output_key in the model spec",
-            retryable=False,
-        )
-
-    async def _download(self, output: Any) -> bytes:
-        url = self._output_url(output)
-        if url.startswith("data:"):
-            _, _, payload = url.partition(",")
-            try:
-                return base64.b64decode(payload, validate=False)
-            except ValueError as exc:
-                raise self.errors.error(
-                    "the output data URI is not base64", retryable=False
-                ) from exc
-        if not url.startswith(("http://", "https://")):
-            raise self.errors.error(f"the output is not a URL: {url[:80]!r}", retryable=False)
-
-        async def fetch() -> bytes:
-            client = self._http.get()
-            async with client.stream("GET", url) as response:
-                if response.status_code >= 400:
-                    raise self.errors.status(response.status_code, "downloading the output")
-                length = int(response.headers.get("content-length") or 0)
-                if length > self.max_download_bytes:
-                    raise self.errors.error(
-                        f"the output is {length} bytes; the limit is {self.max_download_bytes}"
-                    )
-                parts: list[bytes] = []
-                size = 0
-                async for part in response.aiter_bytes():
-                    size += len(part)
-                    if size > self.max_download_bytes:
-                        raise self.errors.error(
-                            f"the output is over {self.max_download_bytes} bytes"
-                        )
-                    parts.append(part)
-                return b"".join(parts)
-
-        data = await retry(fetch, mapper=self.errors, max_retries=self.max_retries)
-        if not data:
-            raise self.errors.error("the output file is empty", retryable=True)
-        return data
 
 
 async def _close_client(client: Any) -> None:
