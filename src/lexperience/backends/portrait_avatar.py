@@ -297,7 +297,9 @@ class PortraitAvatar:
         if batch_frames < 1:
             raise ConfigurationError("batch_frames must be at least 1")
         if isinstance(lead, bool) or not isinstance(lead, (int, float)) or not 0 <= lead <= 0.2:
-            raise ConfigurationError(f"lead must be a number of seconds from 0 to 0.2, got {lead!r}")
+            raise ConfigurationError(
+                f"lead must be a number of seconds from 0 to 0.2, got {lead!r}"
+            )
         cv2_module()  # fail early, with the install hint, when OpenCV is missing
         self.fps = float(fps)
         self.size = size

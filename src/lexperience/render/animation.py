@@ -294,9 +294,7 @@ class Animator:
         self.blinker = Blinker(rng, enabled=blink, times=times)
         self.head = HeadMotion(rng, scale=motion_scale, enabled=head_motion, period=loop_seconds)
         self.gaze = Gaze(rng, enabled=gaze, period=loop_seconds)
-        self.prosody = Prosody(
-            fps, nod_pixels=1.6 * motion_scale, brows=brows, nods=head_motion
-        )
+        self.prosody = Prosody(fps, nod_pixels=1.6 * motion_scale, brows=brows, nods=head_motion)
 
     def state(
         self,

@@ -145,7 +145,12 @@ class Prosody:
                 self._pitch_st += self._k_level * (st - self._pitch_st)
         # An accent is a peak of the score (seen one frame late) above 1.
         before, peak = self._scores
-        if peak >= 1.0 and peak >= before and peak > score and t - self._last_accent >= self.REFRACTORY:
+        if (
+            peak >= 1.0
+            and peak >= before
+            and peak > score
+            and t - self._last_accent >= self.REFRACTORY
+        ):
             self._accents.append(_Accent(t - dt, min(1.0, 0.4 + 0.3 * peak)))
             self._last_accent = t - dt
         self._scores = [peak, score]
