@@ -119,6 +119,7 @@ class MouthDriver:
             contact = target.teeth
             if contact > 0.0:  # lower lip on the teeth: a small opening, filled with teeth
                 opening = (1.0 - contact) * opening + contact * min(opening, _TEETH_OPEN)
+            opening *= 1.0 - target.closure  # the lips press shut whatever the loudness
             self.open = 0.0 if target.closed else min(1.2, opening * self.expressiveness)
             if self.open < 0.03:
                 self.open = 0.0

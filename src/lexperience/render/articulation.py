@@ -5,8 +5,8 @@ A TTS that knows its phoneme timings (Piper, espeak-ng, ElevenLabs' alignment) g
 
 * **Anticipation.** Frame ``i`` shows the articulation of the sound at ``(i + 0.5) / fps + lead``:
   the lips lead the sound by :data:`DEFAULT_LEAD` (60 ms), as people's do (they are in place
-  before the sound they shape comes out). A closure outlasts its shifted cue by half the lead:
-  the lips part with the burst of a "p", not before it.
+  before the sound they shape comes out). Closures start moving a lead ahead, are shut just before
+  the sound and part with its end: the burst of a "p" is the lips parting.
 * **Coarticulation.** Each cue pulls the mouth towards its shape with a *dominance* that is full
   inside the cue and decays exponentially with the distance outside it (Cohen and Massaro's
   dominance model). The shape at any moment is the dominance-weighted mean of the neighbouring
@@ -58,11 +58,11 @@ _DOMINANCE: dict[str, tuple[float, float, float]] = {
 }
 #: Cues further than this from a frame's time do not influence it (seconds).
 REACH = 0.12
-#: Closures (PP) and lip-to-teeth contacts (FF) ramp in and out over this (seconds).
-_RAMP = 0.03
-#: Share of the lead by which a closure outlasts its (lead-shifted) cue: the lips part with the
-#: burst of the "p", not before it.
-_HOLD = 0.5
+#: Share of the lead by which the lips are already shut before a bilabial's sound (or on the
+#: teeth before an "f"); they start moving a whole lead ahead.
+_CLOSED_AHEAD = 0.35
+#: Seconds the lips take to part after a closure.
+_RELEASE = 0.02
 
 
 @dataclass(frozen=True)
@@ -73,13 +73,15 @@ class MouthTarget:
         open: jaw/lip opening, 0 (closed) to 1 (an open "aa").
         width: lip width relative to rest (0.7 rounded to 1.15 spread).
         teeth: lower lip on the upper teeth, 0 to 1 (f, v).
-        closed: the lips must be shut on this frame (a bilabial closure).
+        closure: how far the lips are pressed shut, 0 to 1 (bilabials, ramping in and out).
+        closed: the lips must be shut on this frame (``closure`` is 1).
         speech: whether a speech sound (not a pause) is under the frame.
     """
 
     open: float
     width: float
     teeth: float
+    closure: float
     closed: bool
     speech: bool
 
@@ -163,14 +165,20 @@ class Articulator:
             s_width += a_width * fall * VISEME_WIDTH[vis]
             s_teeth += a_open * fall * VISEME_TEETH[vis]
             if vis in ("PP", "FF"):
-                # The lips close (or meet the teeth) ``lead`` ahead of the sound but open only with
-                # it: the burst of a "p" is the lips parting. Full over that span, ramping out,
-                # and always full on the frame nearest to its middle, so a closure shorter than a
-                # frame is never skipped.
-                end = cue.end + self.lead * _HOLD
-                d = max(0.0, cue.start - t, t - end)
-                middle = 0.5 * (cue.start + end)
-                level = 1.0 if abs(middle - t) <= half else max(0.0, 1.0 - d / _RAMP)
+                # The lips start closing (or moving to the teeth) ``lead`` ahead of the sound and
+                # are shut just before it (_CLOSED_AHEAD of the lead); they part with the sound's
+                # end (the burst of a "p" is the lips parting). Full over that span, ramping in
+                # and out, and always full on the frame nearest to its middle, so a closure
+                # shorter than a frame is never skipped.
+                begin = cue.start + (1.0 - _CLOSED_AHEAD) * self.lead
+                end = cue.end + self.lead
+                middle = 0.5 * (begin + end)
+                if abs(middle - t) <= half or begin <= t <= end:
+                    level = 1.0
+                elif t < begin:
+                    level = max(0.0, 1.0 - (begin - t) / ((1.0 - _CLOSED_AHEAD) * self.lead + 0.01))
+                else:
+                    level = max(0.0, 1.0 - (t - end) / _RELEASE)
                 if vis == "PP":
                     closure = max(closure, level)
                 else:
@@ -185,5 +193,6 @@ class Articulator:
         if contact > 0.0:
             opening = min(opening, VISEME_OPENNESS["FF"] + (1.0 - contact) * opening)
         return MouthTarget(
-            open=opening, width=width, teeth=teeth, closed=closure >= 1.0, speech=speech
-        )
+            open=opening, width=width, teeth=teeth, closure=closure, closed=closure >= 1.0,
+            speech=speech,
+        )  # fmt: skip

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..visemes import VisemeCue
+from ..visemes import VisemeCue, merge_cues
 from .face import FaceLayout
 
 __all__ = ["OPEN_VOWELS", "VisemeAccuracy", "dark_area", "viseme_accuracy"]
@@ -74,34 +74,38 @@ def viseme_accuracy(
 ) -> VisemeAccuracy:
     """Check the mouth in ``frames`` against the speech's ``cues`` (absolute seconds).
 
-    The frame judged for a cue is the one nearest to the middle of the span the mouth shapes it,
-    ``[start - lead, end]``. Shut: at most 3 % of a wide-open mouth's cavity over the rest pose
-    (``rest``); open: at least 15 % (``wide_open`` is a frame of the mouth opened fully, "aa").
+    Neighbouring cues of the same viseme (a sound split across two audio chunks) count once. A
+    closure counts as shut, a vowel as open, when a frame over the span the mouth shapes that
+    sound, ``[start - lead, end]``, shows it: what a viewer sees during the "b" or the "a". Shut:
+    at most 3 % of a wide-open mouth's cavity over the rest pose (``rest``); open: at least 15 %
+    (``wide_open`` is a frame of the mouth opened fully, "aa").
     """
     base = dark_area(rest, layout)
     full = max(1, dark_area(wide_open, layout) - base)
     result = VisemeAccuracy(open_threshold=0.15 * full, closed_threshold=0.03 * full)
     areas: dict[int, int] = {}
-    for cue in cues:
-        if cue.viseme != "PP" and cue.viseme not in OPEN_VOWELS:
-            continue
-        middle = 0.5 * (cue.start - lead + cue.end)
-        k = min(len(frames) - 1, max(0, int(middle * fps)))
-        if not frames:
-            break
+
+    def area(k: int) -> int:
         if k not in areas:
             areas[k] = dark_area(frames[k], layout) - base
-        area = areas[k]
+        return areas[k]
+
+    for cue in merge_cues(cues):
+        if (cue.viseme != "PP" and cue.viseme not in OPEN_VOWELS) or not frames:
+            continue
+        first = max(0, int((cue.start - lead) * fps))
+        last = min(len(frames) - 1, max(first, int(np.ceil(cue.end * fps)) - 1))
+        seen = [area(k) for k in range(first, last + 1)]
         if cue.viseme == "PP":
             result.closures += 1
-            if area <= result.closed_threshold:
+            if min(seen) <= result.closed_threshold:
                 result.closed += 1
             else:
-                result.misses.append((cue.viseme, cue.start, area))
+                result.misses.append((cue.viseme, cue.start, min(seen)))
         else:
             result.vowels += 1
-            if area >= result.open_threshold:
+            if max(seen) >= result.open_threshold:
                 result.opened += 1
             else:
-                result.misses.append((cue.viseme, cue.start, area))
+                result.misses.append((cue.viseme, cue.start, max(seen)))
     return result
