@@ -96,7 +96,7 @@ class MouthDriver:
         rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
         self.reference = max(rms, self.reference * self._decay, MIN_REFERENCE)
         level = 0.0 if rms < SILENCE_RMS else min(1.0, rms / self.reference)
-        return min(1.0, max(0.0, (level - 0.1) / 0.75)) ** 0.85
+        return float(min(1.0, max(0.0, (level - 0.1) / 0.75)) ** 0.85)
 
     def step(
         self,
