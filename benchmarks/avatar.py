@@ -274,8 +274,7 @@ def summarise(runs: list[dict[str, Any]], portraits: Sequence[str]) -> dict[str,
             "runs": [r[name] for r in runs],
             "meets_targets": {
                 "frames_x_realtime": median["frames_x_realtime"] >= TARGETS["frames_x_realtime"],
-                "encoded_x_realtime": median["encoded_x_realtime"]
-                >= TARGETS["encoded_x_realtime"],
+                "encoded_x_realtime": median["encoded_x_realtime"] >= TARGETS["encoded_x_realtime"],
                 "first_frame_ms": median["first_frame_ms"] <= TARGETS["first_frame_ms"],
             },
         }
