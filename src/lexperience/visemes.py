@@ -3,7 +3,10 @@
 The alphabet is the 15-shape set used by most lip-sync tools (Oculus/Meta's):
 ``sil PP FF TH DD kk CH SS nn RR aa E ih oh ou``. A TTS that knows phoneme timings (espeak-ng,
 Piper) or character timings (ElevenLabs' alignment) turns them into :class:`VisemeCue` s; an avatar
-turns cues into mouth shapes. :data:`VISEME_OPENNESS` gives each shape a jaw opening in [0, 1].
+turns cues into mouth shapes. :data:`VISEME_OPENNESS` gives each shape a jaw opening in [0, 1],
+:data:`VISEME_WIDTH` its lip width and :data:`VISEME_TEETH` how much it shows the upper teeth on
+the lower lip (f, v). How the portrait avatar blends them over time is in
+:mod:`lexperience.render.articulation`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 __all__ = [
     "VISEMES",
     "VISEME_OPENNESS",
+    "VISEME_TEETH",
     "VISEME_WIDTH",
     "VisemeCue",
     "char_to_viseme",
@@ -28,13 +32,19 @@ VISEMES: tuple[str, ...] = (
 
 #: How far the jaw opens for each viseme, 0 (closed) to 1 (wide open).
 VISEME_OPENNESS: dict[str, float] = {
-    "sil": 0.0, "PP": 0.0, "FF": 0.15, "TH": 0.25, "DD": 0.3, "kk": 0.35, "CH": 0.3,
-    "SS": 0.2, "nn": 0.25, "RR": 0.35, "aa": 1.0, "E": 0.7, "ih": 0.5, "oh": 0.8, "ou": 0.45,
+    "sil": 0.0, "PP": 0.0, "FF": 0.15, "TH": 0.2, "DD": 0.2, "kk": 0.25, "CH": 0.2,
+    "SS": 0.12, "nn": 0.15, "RR": 0.25, "aa": 1.0, "E": 0.7, "ih": 0.55, "oh": 0.8, "ou": 0.5,
+}  # fmt: skip
+
+#: How much of the upper teeth rest on the lower lip, 0 (none) to 1 (f, v: lower lip to teeth).
+VISEME_TEETH: dict[str, float] = {
+    "sil": 0.0, "PP": 0.0, "FF": 1.0, "TH": 0.3, "DD": 0.0, "kk": 0.0, "CH": 0.0,
+    "SS": 0.3, "nn": 0.0, "RR": 0.0, "aa": 0.0, "E": 0.0, "ih": 0.0, "oh": 0.0, "ou": 0.0,
 }  # fmt: skip
 
 #: Relative mouth width for each viseme, 0.7 (rounded, narrow) to 1.15 (spread).
 VISEME_WIDTH: dict[str, float] = {
-    "sil": 1.0, "PP": 1.0, "FF": 1.0, "TH": 1.0, "DD": 1.0, "kk": 1.0, "CH": 0.85,
+    "sil": 1.0, "PP": 0.97, "FF": 1.0, "TH": 1.0, "DD": 1.0, "kk": 1.0, "CH": 0.85,
     "SS": 1.1, "nn": 1.0, "RR": 0.85, "aa": 1.05, "E": 1.15, "ih": 1.1, "oh": 0.8, "ou": 0.7,
 }  # fmt: skip
 

@@ -45,8 +45,8 @@ def test_idle_loop_is_seamless_and_alive() -> None:
 
 
 def test_idle_loop_without_motion_or_blinks_is_the_still() -> None:
-    avatar = PortraitAvatar(blink=False, head_motion=False)
-    frames = avatar.idle_frames(1.0, loop=False, start_index=100)
+    avatar = PortraitAvatar(blink=False, head_motion=False, gaze=False)
+    frames = avatar.idle_frames(5.0, loop=False, start_index=100)
     assert frames[0].index == 100
     assert all(np.array_equal(f.image, avatar.preview()) for f in frames)
     with pytest.raises(InvalidInputError):

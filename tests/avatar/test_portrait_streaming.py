@@ -1,11 +1,15 @@
-"""Streaming behaviour of the portrait avatar: latency, the frame-count contract, the event loop."""
+"""Streaming behaviour of the portrait avatar: order and causality (frames come as their audio
+arrives, never waiting for more than they need), the frame-count contract, the event loop.
+
+No wall-clock thresholds here: speed and latency figures are in ``benchmarks/avatar.py``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import threading
-import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +19,7 @@ from lexperience.errors import BackendError, InvalidInputError
 from lexperience.media import Audio, AudioChunk
 from lexperience.protocols import Avatar
 from lexperience.registry import create
+from lexperience.visemes import VisemeCue
 
 
 def tone(seconds: float, rate: int) -> Audio:
@@ -39,48 +44,59 @@ async def test_first_frame_comes_before_the_second_chunk_is_pulled(
 ) -> None:
     chunks = tools.split(piper_speech, 4410)  # 0.2 s chunks
     pulled: list[float] = []
-    first_at = None
     frames = []
     async for frame in avatar.animate(tools.feed(chunks, pulled)):
-        if first_at is None:
-            first_at = time.perf_counter()
+        if not frames:
             assert len(pulled) == 1, "the first frame waited for more audio than it needs"
         frames.append(frame)
-    assert first_at is not None
-    latency = first_at - pulled[0]
-    assert latency < 0.1, f"first frame {latency * 1000:.0f} ms after the first audio chunk"
     assert len(frames) == round(piper_speech.duration * avatar.fps)
 
 
-async def test_frames_stream_while_audio_arrives_slowly(
+async def test_with_viseme_cues_frames_wait_only_for_a_little_audio_after_them(
     avatar: PortraitAvatar, tools: type
 ) -> None:
+    """With cues, a frame needs the audio (and cues) just after it, since the mouth leads the
+    sound: the first frame still comes with the first 0.3 s chunk, before the second is pulled,
+    and every frame comes before the audio 0.3 s past its end is pulled."""
+    audio = tone(3.0, 16_000)
+    cue = (VisemeCue(0.0, 0.3, "aa"),)
+    chunks = [AudioChunk(c.samples, c.sample_rate, visemes=cue) for c in tools.split(audio, 4800)]
+    pulled: list[float] = []
+    frames = []
+    async for frame in avatar.animate(tools.feed(chunks, pulled)):
+        if not frames:
+            assert len(pulled) == 1
+        frames.append(frame)
+        end = (frame.index + 1) / avatar.fps
+        assert len(pulled) * 0.3 <= end + 0.3 + 0.3 + 1e-9 or len(pulled) == len(chunks)
+    assert len(frames) == 75
+
+
+async def test_frames_of_a_chunk_come_before_the_next_chunk_is_sent(
+    avatar: PortraitAvatar, tools: type
+) -> None:
+    """The source sends chunk k+1 only once the consumer holds every frame of chunk k: it would
+    never finish if the avatar waited for more audio than a frame needs."""
     audio = tone(1.0, 16_000)
-    chunks = tools.split(audio, 3200)  # five 0.2 s chunks
+    chunks = tools.split(audio, 3200)  # five 0.2 s chunks, five frames each
+    got: list[object] = []
+    seen = [asyncio.Event() for _ in chunks]
 
-    async def slow_feed() -> object:
-        for chunk in chunks:
+    async def gated_feed() -> AsyncIterator[AudioChunk]:
+        for k, chunk in enumerate(chunks):
+            if k:
+                await seen[k - 1].wait()
             yield chunk
-            await asyncio.sleep(0.05)
 
-    seen_before_end = 0
-    done = False
+    async def consume() -> None:
+        async for frame in avatar.animate(gated_feed()):
+            got.append(frame)
+            if len(got) % 5 == 0:
+                seen[len(got) // 5 - 1].set()
 
-    async def consume() -> list[object]:
-        nonlocal seen_before_end
-        out = []
-        async for frame in avatar.animate(slow_feed()):  # type: ignore[arg-type]
-            if not done:
-                seen_before_end += 1
-            out.append(frame)
-        return out
-
-    task = asyncio.ensure_future(consume())
-    await asyncio.sleep(0.15)  # three or four of the five chunks have been sent
-    assert seen_before_end >= 5  # the frames of the first ones are already out
-    done = True
-    frames = await task
-    assert len(frames) == 25
+    # A guard against a hang, not a speed threshold: the rendering takes milliseconds.
+    await asyncio.wait_for(consume(), timeout=60)
+    assert len(got) == 25
 
 
 @pytest.mark.parametrize(
@@ -162,43 +178,21 @@ async def test_closing_early_stops_the_work(avatar: PortraitAvatar, tools: type)
     assert threading.active_count() <= threads_before + 2  # worker threads are pooled, idle
 
 
-async def test_event_loop_stays_responsive(avatar: PortraitAvatar, tools: type) -> None:
-    """Rendering runs in worker threads: a 5 ms ticker on the loop keeps ticking (rendering these
-    2 s chunks on the loop would block it for 100-200 ms at a time, leaving a handful of ticks)."""
-    chunks = tools.split(tone(4.0, 16_000), 32_000)
-    gaps: list[float] = []
-    stop = False
+async def test_rendering_runs_in_worker_threads(tools: type) -> None:
+    """Frames are rendered off the event loop's thread, so the loop stays free (the loop's lag
+    while rendering is measured in ``benchmarks/avatar.py``)."""
+    avatar = PortraitAvatar(seed=3)
+    threads: set[int] = set()
+    render = avatar._render
 
-    async def ticker() -> None:
-        last = time.perf_counter()
-        while not stop:
-            await asyncio.sleep(0.005)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
+    def spy(*args: Any) -> Any:
+        threads.add(threading.get_ident())
+        return render(*args)
 
-    tick = asyncio.ensure_future(ticker())
-    started = time.perf_counter()
-    frames = [f async for f in avatar.animate(tools.feed(chunks))]
-    elapsed = time.perf_counter() - started
-    stop = True
-    await tick
-    assert len(frames) == 100
-    # Robust to a busy machine (the OS may pause the whole process now and then): most ticks
-    # come on time, and there are many of them.
-    assert len(gaps) >= 0.3 * elapsed / 0.005, f"{len(gaps)} ticks in {elapsed:.2f} s"
-    assert float(np.median(gaps)) < 0.015
-    assert sum(g > 0.05 for g in gaps) <= 2, sorted(gaps)[-5:]
-
-
-async def test_renders_much_faster_than_real_time(avatar: PortraitAvatar, tools: type) -> None:
-    audio = tone(6.0, 22_050)
-    started = time.perf_counter()
-    frames = [f async for f in avatar.animate(tools.feed(tools.split(audio, 4410)))]
-    elapsed = time.perf_counter() - started
-    assert len(frames) == 150
-    # The benchmark (benchmarks/avatar.py) measures ~10x; 3x keeps this robust on busy CI.
-    assert audio.duration / elapsed > 3.0, f"{audio.duration / elapsed:.1f}x real time"
+    avatar._render = spy  # type: ignore[method-assign]
+    frames = [f async for f in avatar.animate(tools.feed(tools.split(tone(2.0, 16_000), 8000)))]
+    assert len(frames) == 50
+    assert threads and threading.get_ident() not in threads
 
 
 async def test_two_streams_at_once_share_one_avatar(avatar: PortraitAvatar, tools: type) -> None:

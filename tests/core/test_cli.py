@@ -18,7 +18,7 @@ def test_reply_with_text_and_fakes(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert code == 0
     assert "You: Why is the sky blue?" in out
-    assert "Wren Calloway: You asked: Why is the sky blue." in out
+    assert "Theo Calloway: You asked: Why is the sky blue." in out
     assert (tmp_path / "reply.mp4").stat().st_size > 0
     assert (tmp_path / "reply.wav").stat().st_size > 0
     info = json.loads((tmp_path / "reply.json").read_text())

@@ -8,7 +8,7 @@ from lexperience import DEFAULT_PERSONA, ConfigurationError, Persona
 
 
 def test_default_persona_is_fictional_and_bounded() -> None:
-    assert DEFAULT_PERSONA.name == "Wren Calloway"
+    assert DEFAULT_PERSONA.name == "Theo Calloway"
     assert "fictional" in DEFAULT_PERSONA.prompt
     assert DEFAULT_PERSONA.portrait is None  # the built-in host is drawn by code
     assert "at most 2 sentences" in DEFAULT_PERSONA.system_message()

@@ -172,3 +172,39 @@ def test_viseme_track_cuts_chunks() -> None:
     track.forget_before(60)
     assert [c.viseme for c in track.cues(60, 90)] == ["E", "sil"]
     assert track.cues(5, 5) == ()
+
+
+async def test_piper_speed_and_language_options(piper: PiperTTS) -> None:
+    text = "One two three four five six."
+    fast = PiperTTS(speed=1.5, noise_scale=0.0, noise_w_scale=0.0, with_visemes=False)
+    slow = PiperTTS(speed=0.75, noise_scale=0.0, noise_w_scale=0.0, with_visemes=False)
+    fast_s = sum([c.duration async for c in fast.stream(text)])
+    slow_s = sum([c.duration async for c in slow.stream(text)])
+    assert slow_s > 1.6 * fast_s
+    assert fast.length_scale == pytest.approx(1 / 1.5)
+    assert PiperTTS(language="en").language == "en" == piper.language
+    assert PiperTTS(language="en-US").language == "en"
+    with pytest.raises(ConfigurationError, match="speaks 'en_US', not 'fr'") as info:
+        PiperTTS(language="fr")
+    assert "Fix" in str(info.value)
+    with pytest.raises(ConfigurationError, match="not both"):
+        PiperTTS(speed=1.2, length_scale=0.8)
+    with pytest.raises(ConfigurationError, match="speed"):
+        PiperTTS(speed=5)
+
+
+async def test_espeak_language_and_speed_options() -> None:
+    assert EspeakTTS().voice == "en-us"
+    assert EspeakTTS(language="en").voice == "en-us"
+    assert EspeakTTS(language="fr").voice == "fr"
+    assert EspeakTTS("en-gb", language="en").voice == "en-gb"  # an explicit voice wins
+    assert EspeakTTS(speed=2.0).rate == 330
+    slow = EspeakTTS(speed=0.6, with_visemes=False, chunk_seconds=0.5)
+    fast = EspeakTTS(speed=1.8, with_visemes=False, chunk_seconds=0.5)
+    slow_s = sum([c.duration async for c in slow.stream("one two three four five")])
+    fast_s = sum([c.duration async for c in fast.stream("one two three four five")])
+    assert slow_s > 1.5 * fast_s
+    chunks = [c async for c in EspeakTTS(language="fr").stream("Bonjour tout le monde.")]
+    assert sum(c.duration for c in chunks) > 0.5
+    with pytest.raises(ConfigurationError, match="speed"):
+        EspeakTTS(speed=0.1)

@@ -26,7 +26,10 @@ class EspeakTTS:
 
     Args:
         voice: an espeak-ng voice or language code (``"en-us"``, ``"en-gb"``, ``"fr"``, ...).
+        language: the language to speak (ISO 639-1, e.g. a persona's ``language``); when
+            ``voice`` is not given, the voice is that language's (``"en"`` speaks ``"en-us"``).
         rate: speaking rate in words per minute (80-450).
+        speed: a factor on ``rate`` (0.5-2), e.g. a persona's speaking rate.
         pitch: base pitch, 0-100.
         volume: amplitude, 0-200 (100 is normal).
         chunk_seconds: length of the audio chunks yielded (0.05-2 s).
@@ -40,18 +43,31 @@ class EspeakTTS:
 
     def __init__(
         self,
-        voice: str = "en-us",
+        voice: str | None = None,
         *,
+        language: str | None = None,
         rate: int = 165,
+        speed: float | None = None,
         pitch: int = 50,
         volume: int = 100,
         chunk_seconds: float = 0.2,
         with_visemes: bool = True,
     ) -> None:
+        if voice is None:
+            if language is not None and (not isinstance(language, str) or not language.strip()):
+                raise ConfigurationError(
+                    f"language must be a language code such as 'en', got {language!r}"
+                )
+            code = (language or "en").strip().lower().replace("_", "-")
+            voice = "en-us" if code == "en" else code
         if not isinstance(voice, str) or not voice.strip():
             raise ConfigurationError(
                 f"espeak voice must be a voice name such as 'en-us', got {voice!r}"
             )
+        if speed is not None and (
+            isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0.5 <= speed <= 2
+        ):
+            raise ConfigurationError(f"speed must be a number from 0.5 to 2, got {speed!r}")
         for label, value, low, high in (
             ("rate", rate, 80, 450),
             ("pitch", pitch, 0, 100),
@@ -66,7 +82,8 @@ class EspeakTTS:
                 f"chunk_seconds must be within 0.05-2 s, got {chunk_seconds!r}"
             )
         self.voice = voice.strip()
-        self.rate = rate
+        self.language = language
+        self.rate = rate if speed is None else min(450, max(80, round(rate * float(speed))))
         self.pitch = pitch
         self.volume = volume
         self.chunk_seconds = float(chunk_seconds)

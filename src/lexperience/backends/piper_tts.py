@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import itertools
 import json
 import logging
 import os
@@ -19,9 +18,14 @@ import numpy as np
 from .._optional import require
 from ..errors import BackendError, ConfigurationError, LexperienceError
 from ..media import AudioChunk
-from ..visemes import phoneme_to_viseme
-from . import _espeak
 from ._local import Emit, VisemeTrack, check_text, thread_stream
+from ._piper_timing import (
+    AlreadyAligned,
+    EspeakFallback,
+    spans,
+    track_from_alignments,
+    with_alignment_output,
+)
 
 __all__ = ["DEFAULT_VOICE", "PiperTTS"]
 
@@ -33,8 +37,6 @@ DEFAULT_VOICE = "en_US-joe-medium"
 VisemeSource = Literal["auto", "alignment", "espeak"]
 
 _PIPER_INPUTS = {"input", "input_lengths", "scales"}
-_SILENT = set("^$_.,;:!?¡¿—–-…\"'()[]«»“”")  # BOS/EOS, pad and punctuation: the mouth closes
-_STRESS = set("ˈˌ")  # belongs to the phoneme that follows
 
 
 def _default_voice() -> Path:
@@ -65,6 +67,11 @@ class PiperTTS:
         config: path of the voice's JSON config, when it is not ``<voice>.json``.
         speaker_id: speaker number or name of a multi-speaker voice.
         length_scale: speaking duration factor (< 1 faster, > 1 slower); default from the voice.
+        speed: speaking rate relative to the voice's (0.5-2; 1.2 is 20 % faster): the same as
+            ``length_scale=1/speed``; give one or the other.
+        language: the language the text is in (ISO 639-1, e.g. a persona's ``language``);
+            checked against the voice's (a Piper voice speaks one language), so a French persona
+            with an English voice fails early with a clear error instead of mispronouncing.
         noise_scale, noise_w_scale: generator and phoneme-duration noise; default from the voice.
         with_visemes: attach viseme cues (times relative to each chunk) to the chunks.
         viseme_source: ``"alignment"`` uses the voice's own phoneme durations (the model is
@@ -89,6 +96,8 @@ class PiperTTS:
         config: str | os.PathLike[str] | None = None,
         speaker_id: int | str | None = None,
         length_scale: float | None = None,
+        speed: float | None = None,
+        language: str | None = None,
         noise_scale: float | None = None,
         noise_w_scale: float | None = None,
         with_visemes: bool = True,
@@ -136,6 +145,17 @@ class PiperTTS:
                 raise ConfigurationError(f"{label} must be a number in 0-10, got {value!r}")
         if length_scale is not None and length_scale <= 0:
             raise ConfigurationError(f"length_scale must be positive, got {length_scale!r}")
+        if speed is not None:
+            if (
+                isinstance(speed, bool)
+                or not isinstance(speed, (int, float))
+                or not 0.5 <= speed <= 2
+            ):
+                raise ConfigurationError(f"speed must be a number from 0.5 to 2, got {speed!r}")
+            if length_scale is not None:
+                raise ConfigurationError("give speed or length_scale, not both")
+            length_scale = 1.0 / float(speed)
+        self.language = self._check_language(language, model_path)
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ConfigurationError(f"threads must be a positive integer, got {threads!r}")
         self.model_path = model_path
@@ -183,6 +203,26 @@ class PiperTTS:
             )
         return data  # type: ignore[no-any-return]
 
+    def _check_language(self, language: str | None, model_path: Path) -> str:
+        """The voice's language family (``"en"``); raises if ``language`` is another one."""
+        info = self.config_dict.get("language") or {}
+        code = str(info.get("code") or self.config_dict.get("espeak", {}).get("voice") or "")
+        family = str(info.get("family") or code.replace("-", "_").split("_")[0]).lower()
+        if language is None:
+            return family
+        if not isinstance(language, str) or not language.strip():
+            raise ConfigurationError(
+                f"language must be a language code such as 'en', got {language!r}"
+            )
+        wanted = language.strip().replace("-", "_").split("_")[0].lower()
+        if family and wanted != family:
+            raise ConfigurationError(
+                f"the Piper voice {model_path.name} speaks {code or family!r}, not {language!r}. "
+                f"Fix: pass voice= a Piper voice for {language!r} (persona.voices['piper']), or "
+                "use a TTS that speaks it"
+            )
+        return wanted
+
     def _speaker(self, speaker: int | str | None) -> int | None:
         if speaker is None:
             return None
@@ -227,8 +267,8 @@ class PiperTTS:
         aligned = False
         if self.with_visemes and self.viseme_source != "espeak":
             try:
-                model, aligned = _with_alignment_output(self.model_path.read_bytes()), True
-            except _AlreadyAligned:
+                model, aligned = with_alignment_output(self.model_path.read_bytes()), True
+            except AlreadyAligned:
                 aligned = True
             except (ValueError, IndexError) as exc:
                 if self.viseme_source == "alignment":
@@ -290,7 +330,13 @@ class PiperTTS:
             voice = self.load()
             piper = require("piper", "local", feature="the Piper TTS backend")
             use_alignment = bool(self.with_visemes and self.aligned)
-            fallback = _EspeakFallback(self, voice, spoken) if self.with_visemes else None
+            fallback = (
+                EspeakFallback(
+                    voice, spoken, espeak_voice=self.espeak_voice, sample_rate=self.sample_rate
+                )
+                if self.with_visemes
+                else None
+            )
             sentences = voice.synthesize(
                 spoken, syn_config=self._synthesis_config(piper), include_alignments=use_alignment
             )
@@ -305,12 +351,12 @@ class PiperTTS:
                     if self.with_visemes:
                         alignments = sentence.phoneme_alignments if use_alignment else None
                         if alignments:
-                            track = _track_from_alignments(
+                            track = track_from_alignments(
                                 alignments, audio.shape[0], self.sample_rate
                             )
                         elif fallback is not None:
                             track = fallback.track(index, len(sentence.phonemes), audio.shape[0])
-                    for start, end in _spans(audio.shape[0], self.chunk_seconds, self.sample_rate):
+                    for start, end in spans(audio.shape[0], self.chunk_seconds, self.sample_rate):
                         if stop.is_set():
                             return
                         cues = track.cues(start, end) if track is not None else ()
@@ -345,193 +391,3 @@ def _guarded(sentences: Any) -> Iterator[Any]:
                 f"Piper failed: {type(exc).__name__}: {exc}", backend="piper"
             ) from exc
         yield item
-
-
-def _spans(n: int, seconds: float, rate: int) -> list[tuple[int, int]]:
-    """Split ``n`` samples into near-equal spans of about ``seconds``."""
-    pieces = max(1, round(n / max(1.0, seconds * rate)))
-    edges = np.linspace(0, n, pieces + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
-
-
-def _track_from_alignments(alignments: Any, n_samples: int, rate: int) -> VisemeTrack:
-    """Viseme boundaries from Piper's per-phoneme sample counts (scaled to the audio length).
-
-    Piper's phonemes are single code points: stress marks start the phoneme that follows them;
-    length marks, diacritics, word spaces and symbols without a mouth shape lengthen the one
-    before; punctuation, BOS and EOS close the mouth.
-    """
-    total = sum(int(a.num_samples) for a in alignments)
-    scale = n_samples / total if total > 0 else 1.0
-    track = VisemeTrack(rate)
-    at = 0
-    pending: int | None = None  # where a stress mark started the next phoneme
-    previous: str | None = None
-    for alignment in alignments:
-        phoneme = str(alignment.phoneme)
-        start = round(at * scale)
-        at += int(alignment.num_samples)
-        if phoneme in _STRESS:
-            pending = start if pending is None else pending
-            continue
-        if phoneme in _SILENT:
-            viseme = "sil"
-        else:
-            viseme = phoneme_to_viseme(phoneme)
-            if viseme == "sil":  # a word space, length mark, diacritic: hold the mouth
-                continue
-        begin = pending if pending is not None else start
-        pending = None
-        if viseme != previous:
-            track.add(begin, viseme)
-            previous = viseme
-    if previous != "sil":
-        track.add(n_samples, "sil")
-    return track
-
-
-class _EspeakFallback:
-    """espeak-ng phoneme timings for one text, mapped onto Piper's sentences and scaled."""
-
-    def __init__(self, tts: PiperTTS, voice: Any, text: str) -> None:
-        self.tts = tts
-        self.voice = voice
-        self.text = text
-        self._timeline: _espeak.Timeline | None = None
-        self._counts: list[int] | None = None
-        self._failed = False
-
-    def _prepare(self) -> bool:
-        if self._failed:
-            return False
-        if self._timeline is None:
-            try:
-                self._timeline = _espeak.phoneme_timeline(self.text, voice=self.tts.espeak_voice)
-                self._counts = [len(p) for p in self.voice.phonemize(self.text) if p]
-            except (LexperienceError, OSError) as exc:
-                _LOGGER.warning("no viseme timings for Piper (espeak-ng: %s)", exc)
-                self._failed = True
-                return False
-        return True
-
-    def track(self, index: int, n_phonemes: int, n_samples: int) -> VisemeTrack | None:
-        if not self._prepare():
-            return None
-        timeline, counts = self._timeline, self._counts
-        assert timeline is not None and counts is not None
-        if len(counts) == len(timeline.sentences) and index < len(counts):
-            start, end, phonemes = timeline.sentences[index]
-        else:  # sentence splits disagree: cut the whole timeline by phoneme counts
-            total_ph = max(1, sum(counts))
-            done = sum(counts[:index])
-            here = counts[index] if index < len(counts) else n_phonemes
-            start = round(timeline.total_samples * done / total_ph)
-            end = round(timeline.total_samples * min(1.0, (done + here) / total_ph))
-            phonemes = [p for p in timeline.phonemes() if start <= p[0] < end]
-        span = max(1, end - start)
-        track = VisemeTrack(self.tts.sample_rate)
-        for sample, ipa in phonemes:
-            track.add(round((sample - start) * n_samples / span), phoneme_to_viseme(ipa))
-        track.add(n_samples, "sil")
-        return track
-
-
-# -- exposing the alignment output of a Piper ONNX model without the onnx package ------------------
-# A Piper (VITS) graph computes per-phoneme frame counts in its single ``Ceil`` node. Marking that
-# tensor as a graph output (what ``piper.patch_voice_with_alignment`` does with the onnx package)
-# makes ONNX Runtime return it; times the hop length it gives samples per phoneme id. The model is
-# protobuf: ModelProto.graph is field 7; GraphProto.node is 1, GraphProto.output is 12;
-# NodeProto.output is 2, NodeProto.op_type is 4; ValueInfoProto.name is 1.
-
-
-class _AlreadyAligned(Exception):
-    pass
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("malformed protobuf varint")
-
-
-def _fields(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
-    """Yield ``(number, payload_start, payload_end, field_start, field_end)``."""
-    pos = start
-    while pos < end:
-        begin = pos
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            _, pos = _varint(buf, pos)
-            yield number, pos, pos, begin, pos
-        elif wire == 1:
-            pos += 8
-            yield number, pos, pos, begin, pos
-        elif wire == 5:
-            pos += 4
-            yield number, pos, pos, begin, pos
-        elif wire == 2:
-            size, pos = _varint(buf, pos)
-            yield number, pos, pos + size, begin, pos + size
-            pos += size
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-        if pos > end:
-            raise ValueError("truncated protobuf message")
-
-
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _encode_varint(number << 3 | 2) + _encode_varint(len(payload)) + payload
-
-
-def _with_alignment_output(model: bytes) -> bytes:
-    """The serialized model with its ``Ceil`` tensor added as a graph output."""
-    view = memoryview(model)
-    graph = [(s, e) for n, s, e, _, _ in _fields(model, 0, len(model)) if n == 7]
-    if len(graph) != 1:
-        raise ValueError("no ONNX graph found")
-    g_start, g_end = graph[0]
-    ceil: set[str] = set()
-    outputs: set[str] = set()
-    for number, start, end, _, _ in _fields(model, g_start, g_end):
-        if number == 1:
-            op_type, produced = "", []
-            for n, s, e, _, _ in _fields(model, start, end):
-                if n == 4:
-                    op_type = bytes(view[s:e]).decode("utf-8", "replace")
-                elif n == 2:
-                    produced.append(bytes(view[s:e]).decode("utf-8", "replace"))
-            if op_type == "Ceil":
-                ceil.update(produced)
-        elif number == 12:
-            for n, s, e, _, _ in _fields(model, start, end):
-                if n == 1:
-                    outputs.add(bytes(view[s:e]).decode("utf-8", "replace"))
-    if len(ceil) != 1:
-        raise ValueError(f"expected one Ceil node (phoneme durations), found {len(ceil)}")
-    name = next(iter(ceil))
-    if name in outputs:
-        raise _AlreadyAligned(name)
-    new_graph = bytes(view[g_start:g_end]) + _field(12, _field(1, name.encode()))
-    parts = []
-    for number, _, _, begin, end in _fields(model, 0, len(model)):
-        parts.append(_field(7, new_graph) if number == 7 else bytes(view[begin:end]))
-    return b"".join(parts)

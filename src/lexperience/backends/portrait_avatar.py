@@ -1,10 +1,14 @@
 """The ``portrait`` avatar: a still portrait animated live on the CPU, offline.
 
 Give it a photo (or nothing, for the built-in drawn host) and a stream of speech; it yields video
-frames at a constant frame rate as the audio arrives: the jaw opens with the loudness of the
-speech and the lips take the shape of the visemes (or of the spectrum), the eyes blink, the head
-sways a little. Frame ``i`` shows the audio from ``i / fps`` to ``(i + 1) / fps``, and a stream of
-``d`` seconds gets exactly ``round(d * fps)`` frames, so sound and picture never drift.
+frames at a constant frame rate as the audio arrives. With the TTS's viseme cues the lips take
+the shapes of the sounds, blended into each other and a little ahead of them, as people's do
+(bilabials shut the lips, "f" and "v" put the lower lip on the teeth); without cues the jaw
+follows the loudness and the spectrum. The brows and small nods follow the accents of the speech,
+the eyes blink and glance away now and then, the head sways a little. It is an animated 2-D
+portrait (image warping), not a 3-D face. Frame ``i`` shows the audio from ``i / fps`` to
+``(i + 1) / fps``, and a stream of ``d`` seconds gets exactly ``round(d * fps)`` frames, so sound
+and picture never drift.
 
 Needs ``pip install "lexperience[portrait]"`` (OpenCV for face finding and warping).
 
@@ -22,10 +26,10 @@ import hashlib
 import logging
 import os
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -33,6 +37,7 @@ from ..errors import ConfigurationError, InvalidInputError
 from ..framing import AudioFramer
 from ..media import Audio, AudioChunk, VideoFrame
 from ..render.animation import Animator
+from ..render.articulation import DEFAULT_LEAD, Articulator, MouthTarget
 from ..render.face import MIN_FACE, FaceLayout, find_face, frame_portrait, locate_features
 from ..render.host import draw_host
 from ..render.image import MIN_SIDE, ImageSource, cv2_module, load_image
@@ -46,6 +51,9 @@ log = logging.getLogger("lexperience.portrait")
 PortraitInput = ImageSource
 
 _CACHE_SIZE = 8
+#: How long frames wait for the audio after them (viseme lookahead) before they are rendered
+#: with what is known: a TTS between two sentences must not hold the picture back.
+_HOLD_SECONDS = 0.05
 _rig_cache: OrderedDict[tuple[object, ...], FaceRig] = OrderedDict()
 _rig_lock = threading.Lock()
 
@@ -135,25 +143,38 @@ def _get_rig(
 
 @dataclass
 class _Job:
-    """One frame to render: its index, its audio and its viseme."""
+    """One frame to render: its index, its audio, and with viseme cues its mouth target and the
+    audio of the moment it articulates."""
 
     index: int
     samples: np.ndarray
-    viseme: str | None
+    target: MouthTarget | None = None
+    ahead: np.ndarray | None = None
 
 
 class _Stream:
     """One :meth:`PortraitAvatar.animate` call: :class:`~lexperience.framing.AudioFramer`'s frame
-    accounting (shared with every avatar) plus the TTS's viseme cues. No I/O, no threads."""
+    accounting (shared with every avatar) plus the TTS's viseme cues. No I/O, no threads.
 
-    def __init__(self, fps: float) -> None:
+    With cues, a frame is released once the audio (and so the cues) a little past it has arrived
+    (:attr:`Articulator.lookahead`): its mouth leads the sound and blends into what comes next.
+    :meth:`flush` releases the held frames early (the audio stalled); :meth:`finish` at the end.
+    """
+
+    def __init__(self, fps: float, lead: float) -> None:
         self.fps = fps
         self.framer = AudioFramer(fps)
-        self.cues: list[VisemeCue] = []  # absolute times, seconds
+        self.articulator = Articulator(fps, lead=lead)
+        self._held: deque[tuple[int, np.ndarray]] = deque()
 
     @property
     def rate(self) -> int | None:
         return self.framer.rate
+
+    @property
+    def holding(self) -> bool:
+        """Whether frames wait for more audio."""
+        return bool(self._held)
 
     def push(self, chunk: AudioChunk) -> list[_Job]:
         if not isinstance(chunk, AudioChunk):
@@ -163,25 +184,53 @@ class _Stream:
         if chunk.samples.size == 0:
             return []
         start = self.framer.received_seconds
-        for cue in chunk.visemes:
-            if cue.end > cue.start:
-                self.cues.append(cue.shifted(start))
-        return [_Job(i, samples, self._viseme(i)) for i, samples in self.framer.push(chunk)]
+        self.articulator.add(cue.shifted(start) for cue in chunk.visemes)
+        self._held.extend(self.framer.push(chunk))
+        return self._release(self.framer.received_seconds)
+
+    def flush(self) -> list[_Job]:
+        """Release every held frame now, with the cues known so far."""
+        return self._release(None)
 
     def finish(self) -> list[_Job]:
-        return [_Job(i, samples, self._viseme(i)) for i, samples in self.framer.finish()]
+        self._held.extend(self.framer.finish())
+        return self._release(None)
 
-    def _viseme(self, index: int) -> str | None:
-        """The viseme at the middle of frame ``index``, if the TTS gave cues for it."""
-        if not self.cues:
-            return None
-        t = (index + 0.5) / self.fps
-        while self.cues and self.cues[0].end <= t - 1.0:
-            self.cues.pop(0)  # old cues (a second behind) will not be asked for again
-        for cue in self.cues:
-            if cue.start <= t < cue.end:
-                return cue.viseme
-        return None
+    def _release(self, received: float | None) -> list[_Job]:
+        art = self.articulator
+        wait = art.lookahead if art else 0.0
+        jobs: list[_Job] = []
+        while self._held:
+            index, samples = self._held[0]
+            if received is not None and (index + 1) / self.fps + wait > received + 1e-9:
+                break
+            self._held.popleft()
+            if not art:
+                jobs.append(_Job(index, samples))
+                continue
+            jobs.append(_Job(index, samples, art.target(index), self._ahead(samples)))
+        if jobs and art:
+            art.forget_before(jobs[-1].index / self.fps)
+        return jobs
+
+    def _ahead(self, own: np.ndarray) -> np.ndarray:
+        """The audio ``lead`` seconds after the start of the frame just released (whose samples
+        are ``own``), one frame long, from the frames still held (silence past the end)."""
+        rate = self.rate or 1
+        offset = round(self.articulator.lead * rate)
+        length = max(1, own.shape[0])
+        parts = [own]
+        have = own.shape[0]
+        for _, samples in self._held:
+            if have >= offset + length:
+                break
+            parts.append(samples)
+            have += samples.shape[0]
+        joined = np.concatenate(parts) if len(parts) > 1 else own
+        window = joined[offset : offset + length]
+        if window.shape[0] < length:
+            window = np.concatenate([window, np.zeros(length - window.shape[0], np.float32)])
+        return window
 
 
 class PortraitAvatar:
@@ -196,7 +245,11 @@ class PortraitAvatar:
         fallback_to_builtin: when the photo holds no usable face (none found, too small), use
             the built-in host instead of raising :class:`InvalidInputError`.
         blink: blink at natural random intervals.
-        head_motion: sway the head slightly (and nod a little while speaking).
+        head_motion: sway the head slightly, and nod on accents and at the ends of phrases.
+        gaze: glance away now and then, and back.
+        brows: raise the brows on accents of the speech.
+        lead: how far the mouth leads the sound when the TTS gives viseme cues (seconds, 0 to
+            0.2; people's lips lead by about 60-100 ms).
         seed: makes blinks and sway reproducible (each ``animate`` call still differs from the
             previous one); ``None`` for fresh randomness.
         expressiveness: scales the jaw opening (1.0 natural).
@@ -227,6 +280,9 @@ class PortraitAvatar:
         fallback_to_builtin: bool = False,
         blink: bool = True,
         head_motion: bool = True,
+        gaze: bool = True,
+        brows: bool = True,
+        lead: float = DEFAULT_LEAD,
         seed: int | None = None,
         expressiveness: float = 1.0,
         background: tuple[int, int, int] = (236, 236, 236),
@@ -240,11 +296,18 @@ class PortraitAvatar:
             raise ConfigurationError("expressiveness must be between 0 and 2")
         if batch_frames < 1:
             raise ConfigurationError("batch_frames must be at least 1")
+        if isinstance(lead, bool) or not isinstance(lead, (int, float)) or not 0 <= lead <= 0.2:
+            raise ConfigurationError(
+                f"lead must be a number of seconds from 0 to 0.2, got {lead!r}"
+            )
         cv2_module()  # fail early, with the install hint, when OpenCV is missing
         self.fps = float(fps)
         self.size = size
         self.blink = blink
         self.head_motion = head_motion
+        self.gaze = gaze
+        self.brows = brows
+        self.lead = float(lead)
         self.seed = seed
         self.expressiveness = float(expressiveness)
         self.batch_frames = int(batch_frames)
@@ -299,6 +362,8 @@ class PortraitAvatar:
             rng=rng,
             blink=self.blink,
             head_motion=self.head_motion,
+            gaze=self.gaze,
+            brows=self.brows,
             expressiveness=1.0,
             loop_seconds=loop_seconds,
         )
@@ -306,7 +371,7 @@ class PortraitAvatar:
     def _render(self, animator: Animator, rate: int, jobs: list[_Job]) -> list[VideoFrame]:
         frames = []
         for job in jobs:
-            state = animator.state(job.index, job.samples, rate, job.viseme)
+            state = animator.state(job.index, job.samples, rate, job.target, job.ahead)
             frames.append(VideoFrame(self._rig.render(state), job.index, self.fps))
         return frames
 
@@ -320,7 +385,7 @@ class PortraitAvatar:
         iterator stops the work at the next batch.
         """
         animator = self._animator()
-        stream = _Stream(self.fps)
+        stream = _Stream(self.fps, self.lead)
         queue: asyncio.Queue[list[VideoFrame] | BaseException | None] = asyncio.Queue(maxsize=2)
 
         async def render(jobs: list[_Job]) -> None:
@@ -334,8 +399,23 @@ class PortraitAvatar:
                 await queue.put(frames)
 
         async def produce() -> None:
+            source = aiter(audio)
+            pending: asyncio.Future[Any] | None = None
             try:
-                async for chunk in audio:
+                while True:
+                    pending = asyncio.ensure_future(anext(source))
+                    if stream.holding:
+                        # Frames wait for the audio just after them; if it does not come soon
+                        # (the TTS is between sentences), render them with what is known.
+                        done, _ = await asyncio.wait({pending}, timeout=_HOLD_SECONDS)
+                        if not done:
+                            await render(stream.flush())
+                    try:
+                        chunk = await pending
+                    except StopAsyncIteration:
+                        break
+                    finally:
+                        pending = None
                     await render(stream.push(chunk))
                 await render(stream.finish())
                 await queue.put(None)
@@ -343,6 +423,10 @@ class PortraitAvatar:
                 raise
             except Exception as exc:  # handed to the consumer, raised there
                 await queue.put(exc)
+            finally:
+                if pending is not None and not pending.done():
+                    pending.cancel()
+                    await asyncio.gather(pending, return_exceptions=True)
 
         producer = asyncio.ensure_future(produce())
         try:
@@ -367,7 +451,7 @@ class PortraitAvatar:
         ``visemes`` are optional cues with times from the start of ``audio``.
         """
         animator = self._animator()
-        stream = _Stream(self.fps)
+        stream = _Stream(self.fps, self.lead)
         chunk = AudioChunk(audio.samples, audio.sample_rate, visemes=tuple(visemes))
         jobs = stream.push(chunk) + stream.finish()
         if stream.rate is None:

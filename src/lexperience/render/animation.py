@@ -1,17 +1,21 @@
 """From speech to face motion, frame by frame: mouth opening and shape, blinks, head motion.
 
-* :class:`MouthDriver` turns each frame's audio into a jaw opening and a lip width. The opening
-  follows the loudness of the speech (RMS against a slowly adapting reference level, gated below
-  about -49 dBFS so the mouth shuts in silence). The shape comes from viseme cues when the TTS
-  gives them (:data:`~lexperience.visemes.VISEME_OPENNESS`, :data:`~lexperience.visemes.VISEME_WIDTH`),
-  otherwise from the spectrum: hiss (energy above 3 kHz) narrows the opening, a low first
-  formant ("ee", "oo") closes it a little, a strong second-formant band spreads the lips and a
-  weak one rounds them. Fast attack, slower release, as real jaws move.
+* :class:`MouthDriver` turns each frame into a jaw opening, a lip width and a lower-lip-to-teeth
+  contact. When the TTS gave viseme cues, the shape comes from them, coarticulated and leading the
+  sound (:class:`~lexperience.render.articulation.Articulator`): bilabials shut the lips
+  completely, "f"/"v" put the lower lip on the upper teeth, and the loudness of the sound being
+  articulated only scales the opening a little. Without cues, the opening follows the loudness
+  of the speech (RMS against a slowly adapting reference level, gated below about -49 dBFS so the
+  mouth shuts in silence) and the shape the spectrum: hiss (energy above 3 kHz) narrows the
+  opening, a low first formant ("ee", "oo") closes it a little, a strong second-formant band
+  spreads the lips and a weak one rounds them; fast attack, slower release, as real jaws move.
 * :class:`Blinker` blinks at natural random intervals (about every 3.5 s, sometimes twice).
 * :class:`HeadMotion` sways the head by a degree or so and a few pixels, a sum of slow
-  sinusoids, with a small nod while speaking; periodic when an idle clip must loop.
+  sinusoids; periodic when an idle clip must loop. Nods and brows follow the prosody
+  (:class:`~lexperience.render.expression.Prosody`), the eyes glance away now and then
+  (:class:`~lexperience.render.expression.Gaze`).
 
-Everything here is plain numpy and cheap (an FFT of one frame of audio per frame).
+Everything here is plain numpy and cheap (an FFT or two of one frame of audio per frame).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from collections import deque
 
 import numpy as np
 
-from ..visemes import VISEME_OPENNESS, VISEME_WIDTH
+from .articulation import MouthTarget
+from .expression import Gaze, Prosody
 from .rig import FrameState
 
 __all__ = ["Animator", "Blinker", "HeadMotion", "MouthDriver"]
@@ -30,6 +35,10 @@ __all__ = ["Animator", "Blinker", "HeadMotion", "MouthDriver"]
 SILENCE_RMS = 0.0035
 #: The loudness reference never drops below this (quiet speech is not blown up to shouting).
 MIN_REFERENCE = 0.04
+#: With viseme cues, the share of the loudness-driven opening even the most closed shape keeps.
+_SHAPE_FLOOR = 0.35
+#: The largest opening while the lower lip rests on the teeth ("f", "v").
+_TEETH_OPEN = 0.22
 
 
 def _coef(tau: float, fps: float) -> float:
@@ -38,7 +47,7 @@ def _coef(tau: float, fps: float) -> float:
 
 
 class MouthDriver:
-    """Per-frame mouth opening and width from audio (and optional viseme names).
+    """Per-frame mouth opening, width and teeth contact from audio (and viseme targets).
 
     Args:
         fps: frames per second (sets the smoothing per frame).
@@ -56,7 +65,9 @@ class MouthDriver:
         self._energy_k = _coef(0.3, self.fps)
         self.open = 0.0
         self.width = 1.0
-        self.energy = 0.0  # slow speech activity, 0..1, for the head's nod
+        self.teeth = 0.0
+        self.env_open = 0.0  # the opening the loudness alone would give (viseme path)
+        self.energy = 0.0  # slow speech activity, 0..1, for the head's sway
 
     @staticmethod
     def spectral_shape(samples: np.ndarray, rate: int) -> tuple[float, float]:
@@ -80,27 +91,54 @@ class MouthDriver:
         width = float(np.clip(0.82 + 0.8 * (mid / total), 0.8, 1.12))
         return shape, width
 
-    def step(self, samples: np.ndarray, rate: int, viseme: str | None = None) -> None:
-        """Advance one frame with that frame's audio; read :attr:`open` and :attr:`width`."""
+    def _level(self, samples: np.ndarray) -> float:
+        """The loudness of a frame of audio, 0 (silence) to 1, against the running reference."""
         rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
         self.reference = max(rms, self.reference * self._decay, MIN_REFERENCE)
         level = 0.0 if rms < SILENCE_RMS else min(1.0, rms / self.reference)
-        env = min(1.0, max(0.0, (level - 0.1) / 0.75)) ** 0.85
-        if viseme is not None and viseme in VISEME_OPENNESS:
-            shape = 0.3 + 0.7 * VISEME_OPENNESS[viseme]
-            width = VISEME_WIDTH.get(viseme, 1.0)
-        else:
-            shape, width = self.spectral_shape(samples, rate) if env > 0 else (0.8, 1.0)
-        target = min(1.2, env * shape * self.expressiveness)
-        k = self._attack if target > self.open else self._release
-        self.open += k * (target - self.open)
-        if self.open < 0.03 and target < 0.03:
+        return float(min(1.0, max(0.0, (level - 0.1) / 0.75)) ** 0.85)
+
+    def step(
+        self,
+        samples: np.ndarray,
+        rate: int,
+        target: MouthTarget | None = None,
+    ) -> None:
+        """Advance one frame with that frame's audio; read :attr:`open`, :attr:`width`,
+        :attr:`teeth`. ``target`` is the frame's coarticulated viseme target, when the TTS gave
+        cues."""
+        env = self._level(samples)
+        self.energy += self._energy_k * (env - self.energy)
+        if target is not None:
+            # The jaw opens with the sound itself (the opening is what lets it out), its amount
+            # scaled by the coarticulated viseme; closures, teeth contact and lip width come
+            # from the viseme target, which leads the sound.
+            k = self._attack if env > self.env_open else self._release
+            self.env_open += k * (env - self.env_open)
+            opening = self.env_open * (_SHAPE_FLOOR + (1.0 - _SHAPE_FLOOR) * target.open)
+            contact = target.teeth
+            if contact > 0.0:  # lower lip on the teeth: a small opening, filled with teeth
+                opening = (1.0 - contact) * opening + contact * min(opening, _TEETH_OPEN)
+            opening *= 1.0 - target.closure  # the lips press shut whatever the loudness
+            self.open = 0.0 if target.closed else min(1.2, opening * self.expressiveness)
+            if self.open < 0.03:
+                self.open = 0.0
+            self.width = 1.0 + (target.width - 1.0) * min(1.0, 3.0 * self.env_open + 0.3)
+            self.teeth = contact
+            if abs(self.width - 1.0) < 0.01 and self.open == 0.0:
+                self.width = 1.0
+            return
+        self.teeth = 0.0
+        shape, width = self.spectral_shape(samples, rate) if env > 0 else (0.8, 1.0)
+        target_open = min(1.2, env * shape * self.expressiveness)
+        k = self._attack if target_open > self.open else self._release
+        self.open += k * (target_open - self.open)
+        if self.open < 0.03 and target_open < 0.03:
             self.open = 0.0  # under a pixel of opening: shut
         width_target = 1.0 + (width - 1.0) * min(1.0, 2.0 * env)
         self.width += self._width_k * (width_target - self.width)
         if abs(self.width - 1.0) < 0.01 and self.open == 0.0:
             self.width = 1.0  # at rest exactly: the still portrait, to the pixel
-        self.energy += self._energy_k * (env - self.energy)
 
 
 class Blinker:
@@ -205,13 +243,14 @@ class HeadMotion:
         )
         return total / sum(self._weights)
 
-    def pose(self, t: float, energy: float = 0.0) -> tuple[float, float, float]:
-        """``(rotation degrees, dx, dy)`` at time ``t``; 0 at ``t = 0``."""
+    def pose(self, t: float, energy: float = 0.0, nod: float = 0.0) -> tuple[float, float, float]:
+        """``(rotation degrees, dx, dy)`` at time ``t``; 0 at ``t = 0``. ``energy`` (speech
+        activity, 0..1) livens the sway; ``nod`` (pixels) dips the head."""
         if not self.enabled:
             return 0.0, 0.0, 0.0
         rot = 1.2 * self._wave(t, self._rot) + 0.4 * energy * math.sin(2 * math.pi * self._nod * t)
         dx = 1.0 * self.scale * self._wave(t, self._dx)
-        dy = 0.6 * self.scale * self._wave(t, self._dy) + 0.8 * self.scale * energy
+        dy = 0.6 * self.scale * self._wave(t, self._dy) + 0.3 * self.scale * energy + nod
         return rot, dx, dy
 
 
@@ -222,9 +261,11 @@ class Animator:
         fps: frames per second.
         motion_scale: pixels of head sway (the rig's face width x 0.012 is natural).
         rng: the random source of blinks and sway.
-        blink, head_motion: turn either off.
+        blink, head_motion: turn either off (head motion includes the nods).
+        gaze: glance away now and then.
+        brows: raise the brows on accents of the speech.
         expressiveness: scales the jaw opening.
-        loop_seconds: make blinks and sway loop over this length (idle clips).
+        loop_seconds: make blinks, gaze and sway loop over this length (idle clips).
     """
 
     def __init__(
@@ -235,6 +276,8 @@ class Animator:
         rng: np.random.Generator,
         blink: bool = True,
         head_motion: bool = True,
+        gaze: bool = True,
+        brows: bool = True,
         expressiveness: float = 1.0,
         loop_seconds: float | None = None,
     ) -> None:
@@ -251,18 +294,33 @@ class Animator:
             ]
         self.blinker = Blinker(rng, enabled=blink, times=times)
         self.head = HeadMotion(rng, scale=motion_scale, enabled=head_motion, period=loop_seconds)
+        self.gaze = Gaze(rng, enabled=gaze, period=loop_seconds)
+        self.prosody = Prosody(fps, nod_pixels=1.6 * motion_scale, brows=brows, nods=head_motion)
 
     def state(
-        self, index: int, samples: np.ndarray, rate: int, viseme: str | None = None
+        self,
+        index: int,
+        samples: np.ndarray,
+        rate: int,
+        target: MouthTarget | None = None,
+        ahead: np.ndarray | None = None,
     ) -> FrameState:
-        """The state of frame ``index`` given the audio it covers."""
+        """The state of frame ``index`` given the audio it covers (and, with viseme cues, the
+        frame's mouth target and the audio of the moment it articulates)."""
         t = index / self.fps
-        self.mouth.step(samples, rate, viseme)
-        rot, dx, dy = self.head.pose(t, self.mouth.energy)
+        self.mouth.step(samples, rate, target)
+        pause = None if target is None else not target.speech
+        self.prosody.step(t, ahead if ahead is not None else samples, rate, pause)
+        rot, dx, dy = self.head.pose(t, self.mouth.energy, self.prosody.nod)
+        gx, gy = self.gaze.value(t)
         return FrameState(
             open=self.mouth.open,
             width=self.mouth.width,
+            teeth=self.mouth.teeth,
             blink=self.blinker.value(t),
+            brow=self.prosody.brow,
+            gaze_x=gx,
+            gaze_y=gy,
             rotation=rot,
             dx=dx,
             dy=dy,

@@ -1,7 +1,7 @@
 """The built-in host: a fictional podcast host drawn by code (flat illustration style).
 
-Nobody's likeness: the face is built from ellipses, arcs and polygons in proportions of a generic
-cartoon face, with headphones to say "podcast". It is drawn once per output size at twice the
+Nobody's likeness: a man's face built from ellipses, arcs and polygons in proportions of a generic
+cartoon face (he speaks with the bundled male Piper voice), with headphones to say "podcast". It is drawn once per output size at twice the
 resolution with anti-aliased primitives and downscaled, and comes with its exact
 :class:`~lexperience.render.face.FaceLayout`, so the same rig animates it as a photo.
 """
@@ -19,38 +19,38 @@ from .image import cv2_module
 
 __all__ = ["HOST_NAME", "draw_host"]
 
-HOST_NAME = "Wren Calloway (fictional, drawn by lexperience)"
+HOST_NAME = "Theo Calloway (fictional, drawn by lexperience)"
 
 RGB = tuple[int, int, int]
 
 _BG_TOP: RGB = (78, 118, 138)
 _BG_BOTTOM: RGB = (38, 64, 84)
 _HALO: RGB = (112, 152, 166)
-_SKIN: RGB = (238, 192, 156)
-_SKIN_SHADE: RGB = (214, 160, 126)
-_HAIR: RGB = (104, 54, 38)
-_HAIR_LIGHT: RGB = (138, 76, 52)
-_SWEATER: RGB = (210, 152, 60)
-_SWEATER_SHADE: RGB = (176, 122, 44)
+_SKIN: RGB = (232, 186, 150)
+_SKIN_SHADE: RGB = (206, 152, 120)
+_STUBBLE: RGB = (196, 150, 124)
+_HAIR: RGB = (70, 46, 36)
+_HAIR_LIGHT: RGB = (104, 70, 52)
+_SWEATER: RGB = (58, 96, 110)
+_SWEATER_SHADE: RGB = (42, 72, 86)
+_COLLAR: RGB = (226, 222, 210)
 _PHONES: RGB = (46, 50, 60)
 _PHONES_ACCENT: RGB = (232, 118, 84)
 _EYE_WHITE: RGB = (250, 248, 244)
-_IRIS: RGB = (82, 124, 96)
+_IRIS: RGB = (86, 110, 140)
 _PUPIL: RGB = (26, 28, 32)
-_LASH: RGB = (52, 32, 30)
-_BROW: RGB = (86, 46, 34)
-_UPPER_LIP: RGB = (190, 92, 98)
-_LOWER_LIP: RGB = (206, 108, 110)
-_LIP_LINE: RGB = (124, 52, 58)
-_BLUSH: RGB = (236, 146, 138)
-_FRECKLE: RGB = (200, 132, 104)
+_LASH: RGB = (58, 38, 32)
+_BROW: RGB = (62, 40, 30)
+_UPPER_LIP: RGB = (176, 104, 100)
+_LOWER_LIP: RGB = (192, 118, 112)
+_LIP_LINE: RGB = (112, 56, 56)
 
 # Proportions of the drawing, as shares of the output side.
 _CX = 0.5
 _FACE_CY, _FACE_A, _FACE_B = 0.42, 0.17, 0.225
 _EYE_DX, _EYE_Y, _EYE_W, _EYE_H = 0.072, 0.405, 0.062, 0.03
 _MOUTH_Y, _MOUTH_W = 0.566, 0.106
-_UPPER_LIP_H, _LOWER_LIP_H = 0.012, 0.018
+_UPPER_LIP_H, _LOWER_LIP_H = 0.010, 0.016
 _SMILE = 0.004  # the corners of the mouth are this much higher than its centre
 _CHIN_Y = _FACE_CY + _FACE_B
 # The drawing is zoomed about (0.5, _ZOOM_Y) by _ZOOM when it is rasterised.
@@ -138,12 +138,12 @@ def _arc(
 
 
 def _face_outline(n: int = 120) -> list[tuple[float, float]]:
-    """An egg-shaped face: full cheeks, a narrower rounded chin."""
+    """A face with a firm, slightly square jaw and a broad chin."""
     pts = []
     for i in range(n):
         t = 2 * math.pi * i / n
         c = math.cos(t)
-        narrow = 1.0 - 0.24 * max(0.0, -c) ** 2
+        narrow = 1.0 - 0.14 * max(0.0, -c) ** 3
         pts.append((_CX + _FACE_A * math.sin(t) * narrow, _FACE_CY - _FACE_B * c))
     return pts
 
@@ -169,45 +169,49 @@ def _draw(side: int) -> np.ndarray:
     c.img = np.broadcast_to(top * (1 - t) + bottom * t, (side, side, 3)).astype(np.uint8).copy()
     c.blend(_ellipse_pts(_CX, 0.44, 0.34, 0.36), _HALO, 0.55)
 
-    # Shoulders and sweater, neck.
-    c.ellipse(_CX, 0.95, 0.40, 0.25, _SWEATER_SHADE)
-    c.ellipse(_CX, 0.96, 0.38, 0.24, _SWEATER)
-    c.poly([(_CX - 0.06, 0.58), (_CX + 0.06, 0.58), (_CX + 0.064, 0.75),
-            (_CX - 0.064, 0.75)], _SKIN)  # fmt: skip
-    c.poly([(_CX - 0.075, 0.715), (_CX + 0.075, 0.715), (_CX, 0.795)], _SKIN)  # V neck
-    c.line([(_CX - 0.085, 0.71), (_CX, 0.80), (_CX + 0.085, 0.71)], _SWEATER_SHADE, 0.012)
-    shadow = [(_CX - 0.06, _CHIN_Y - 0.03), (_CX + 0.06, _CHIN_Y - 0.03)]
-    shadow += _arc(_CX, _CHIN_Y - 0.005, 0.06, 0.03, 0, 180, 24)
+    # Shoulders and sweater, shirt collar, neck.
+    c.ellipse(_CX, 0.95, 0.42, 0.25, _SWEATER_SHADE)
+    c.ellipse(_CX, 0.96, 0.40, 0.24, _SWEATER)
+    c.poly([(_CX - 0.07, 0.58), (_CX + 0.07, 0.58), (_CX + 0.074, 0.75),
+            (_CX - 0.074, 0.75)], _SKIN)  # fmt: skip
+    c.poly([(_CX - 0.082, 0.722), (_CX + 0.082, 0.722), (_CX, 0.79)], _SKIN)  # open neck
+    for s in (-1.0, 1.0):  # the collar's two points over the sweater
+        c.poly([(_CX + s * 0.085, 0.712), (_CX + s * 0.012, 0.79), (_CX + s * 0.05, 0.80),
+                (_CX + s * 0.11, 0.735)], _COLLAR)  # fmt: skip
+    shadow = [(_CX - 0.07, _CHIN_Y - 0.03), (_CX + 0.07, _CHIN_Y - 0.03)]
+    shadow += _arc(_CX, _CHIN_Y - 0.005, 0.07, 0.03, 0, 180, 24)
     c.poly(shadow, _SKIN_SHADE)  # shadow under the chin
 
-    # Hair behind the head (a bob that ends at the jaw).
-    back = [p for p in _ellipse_pts(_CX, 0.405, 0.222, 0.265) if p[1] <= 0.6]
-    back += [(_CX + 0.19, 0.63), (_CX + 0.12, 0.62), (_CX - 0.12, 0.62), (_CX - 0.19, 0.63)]
-    back.sort(key=lambda p: math.atan2(p[1] - 0.42, p[0] - _CX))
-    c.poly(back, _HAIR)
+    # Ears, behind the headphones later.
+    for s in (-1.0, 1.0):
+        c.ellipse(_CX + s * 0.172, 0.45, 0.022, 0.04, _SKIN_SHADE)
 
-    # Face.
+    # Face, a hint of stubble on the chin and the upper lip.
     c.poly(_face_outline(), _SKIN)
-    c.blend(_ellipse_pts(_CX - 0.11, 0.50, 0.032, 0.018), _BLUSH, 0.45)
-    c.blend(_ellipse_pts(_CX + 0.11, 0.50, 0.032, 0.018), _BLUSH, 0.45)
-    rng = np.random.default_rng(7)
-    for side_sign in (-1.0, 1.0):
-        for _ in range(6):
-            fx = _CX + side_sign * (0.04 + 0.06 * rng.random())
-            fy = 0.455 + 0.028 * rng.random()
-            c.blend(_ellipse_pts(fx, fy, 0.0026, 0.0022, n=16), _FRECKLE, 0.55)
+    c.blend(_ellipse_pts(_CX, 0.598, 0.085, 0.025), _STUBBLE, 0.18)
+    c.blend(_ellipse_pts(_CX, _MOUTH_Y - 0.02, 0.045, 0.01), _STUBBLE, 0.22)
 
-    # Fringe and side locks over the forehead.
-    fringe = [
-        (_CX - 0.182, 0.42), (_CX - 0.19, 0.30), (_CX - 0.15, 0.21), (_CX - 0.06, 0.165),
-        (_CX + 0.05, 0.162), (_CX + 0.14, 0.195), (_CX + 0.19, 0.27), (_CX + 0.186, 0.42),
-        (_CX + 0.165, 0.41), (_CX + 0.16, 0.33), (_CX + 0.12, 0.285), (_CX + 0.05, 0.262),
-        (_CX - 0.02, 0.268), (_CX - 0.08, 0.29), (_CX - 0.13, 0.325), (_CX - 0.158, 0.37),
-        (_CX - 0.165, 0.42),
-    ]  # fmt: skip
-    c.poly(fringe, _HAIR)
-    c.line(_arc(_CX + 0.02, 0.33, 0.13, 0.11, 200, 290), _HAIR_LIGHT, 0.008)
-    c.line(_arc(_CX + 0.06, 0.36, 0.12, 0.14, 240, 300), _HAIR_LIGHT, 0.006)
+    # Short hair: a cap over the crown down to the hairline, short sideburns, a side-swept quiff.
+    cap = _arc(_CX, 0.33, 0.186, 0.16, 180, 360, 48)
+    cap += [
+        (_CX + 0.179, 0.40),
+        (_CX + 0.162, 0.405),
+        (_CX + 0.156, 0.33),
+        (_CX + 0.12, 0.282),
+        (_CX + 0.05, 0.262),
+        (_CX - 0.03, 0.265),
+        (_CX - 0.10, 0.28),
+        (_CX - 0.15, 0.31),
+        (_CX - 0.158, 0.34),
+        (_CX - 0.162, 0.405),
+        (_CX - 0.179, 0.40),
+    ]
+    c.poly(cap, _HAIR)
+    quiff = [(_CX - 0.15, 0.25), (_CX - 0.07, 0.178), (_CX + 0.06, 0.172), (_CX + 0.15, 0.215),
+             (_CX + 0.10, 0.245), (_CX + 0.02, 0.262), (_CX - 0.08, 0.27)]  # fmt: skip
+    c.poly(quiff, _HAIR)
+    c.line(_arc(_CX + 0.01, 0.30, 0.12, 0.10, 200, 280), _HAIR_LIGHT, 0.006)
+    c.line(_arc(_CX + 0.05, 0.32, 0.10, 0.11, 235, 300), _HAIR_LIGHT, 0.005)
 
     # Headphones: band over the hair, cups over the ears.
     c.line(_arc(_CX, 0.44, 0.205, 0.29, 192, 348, 60), _PHONES, 0.024)
@@ -218,9 +222,9 @@ def _draw(side: int) -> np.ndarray:
     # Brows.
     for s in (-1.0, 1.0):
         ex = _CX + s * _EYE_DX
-        brow = [(ex - s * 0.035, 0.352), (ex - s * 0.01, 0.34), (ex + s * 0.02, 0.342),
-                (ex + s * 0.038, 0.356)]  # fmt: skip
-        c.line(brow, _BROW, 0.011)
+        brow = [(ex - s * 0.036, 0.350), (ex - s * 0.01, 0.343), (ex + s * 0.02, 0.344),
+                (ex + s * 0.04, 0.352)]  # fmt: skip
+        c.line(brow, _BROW, 0.015)
 
     # Eyes.
     for s in (-1.0, 1.0):
@@ -238,10 +242,7 @@ def _draw(side: int) -> np.ndarray:
         c.img = np.clip(c.img * (1 - a) + layer * a + 0.5, 0, 255).astype(np.uint8)
         c.ellipse(ex + 0.006, ey - 0.004, 0.0035, 0.0035, _EYE_WHITE)  # highlight
         upper = almond[: len(almond) // 2 + 1]
-        lash = [*upper, (ex + s * 0.5 * _EYE_W + s * 0.008, ey - 0.012)]
-        if s < 0:
-            lash = [(ex - 0.5 * _EYE_W - 0.008, ey - 0.012), *upper]
-        c.line(lash, _LASH, 0.0075)
+        c.line(upper, _LASH, 0.005)
         lower = almond[len(almond) // 2 :]
         c.line(lower, _SKIN_SHADE, 0.0025)
 
@@ -249,7 +250,7 @@ def _draw(side: int) -> np.ndarray:
     c.line(_arc(_CX, 0.488, 0.018, 0.011, 20, 160), _SKIN_SHADE, 0.006)
     c.line([(_CX + 0.01, 0.43), (_CX + 0.014, 0.465)], _SKIN_SHADE, 0.004)
 
-    # Lips, closed in a soft smile.
+    # Lips, closed in a slight smile.
     mw = _MOUTH_W
     n = 24
     line = []
@@ -265,7 +266,7 @@ def _draw(side: int) -> np.ndarray:
         lower_edge.append((x, line_y + _LOWER_LIP_H * max(0.0, 1 - u * u) ** 0.6))
     c.poly(upper_edge + line[::-1], _UPPER_LIP)
     c.poly(line + lower_edge[::-1], _LOWER_LIP)
-    c.line(_arc(_CX, _MOUTH_Y + 0.009, 0.018, 0.004, 200, 340), (222, 136, 134), 0.004)
+    c.line(_arc(_CX, _MOUTH_Y + 0.009, 0.018, 0.004, 200, 340), (210, 140, 130), 0.004)
     c.line(line, _LIP_LINE, 0.004)
     return c.img
 

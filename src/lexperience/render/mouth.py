@@ -56,6 +56,7 @@ def paint_opening(
     teeth: bool,
     colors: MouthColors,
     teeth_gain: float = 1.0,
+    teeth_contact: float = 0.0,
 ) -> None:
     """Fill the opening of the mouth inside ``region`` (HxWx3 uint8, changed in place).
 
@@ -76,6 +77,8 @@ def paint_opening(
         teeth: draw the upper teeth along the top of the opening.
         colors: the colours of teeth, tongue and cavity.
         teeth_gain: brightness of the teeth (follows the portrait's lighting).
+        teeth_contact: 0 to 1, the lower lip against the upper teeth ("f", "v"): the opening
+            fills with teeth down to a thin shadow where they meet the lower lip.
     """
     natural_below = natural_y >= line_src
     depth = np.where(field_below, line_src - src_y, src_y - line_src)  # >0 inside the opening
@@ -109,7 +112,15 @@ def paint_opening(
     if teeth:
         teeth_col = np.asarray(colors.teeth, np.float32) * teeth_gain
         shade = (1.0 - 0.45 * u * u)[..., None]
-        color = np.where(~field_below[..., None], teeth_col * shade, color)
+        painted = teeth_col * shade
+        if teeth_contact > 0.0:
+            # The lower lip pressed to the teeth: teeth down to a one-pixel shadow at the lip.
+            contact = np.where(field_below, np.clip(depth - 0.8, 0.0, 1.0), 1.0)[..., None]
+            lower = painted * (0.55 + 0.45 * contact)
+            color = color + (np.where(field_below[..., None], lower, painted) - color) * (
+                teeth_contact
+            )
+        color = np.where(~field_below[..., None], painted, color)
     a = alpha[..., None]
     out = region.astype(np.float32) * (1.0 - a) + color * a
     region[...] = np.clip(out + 0.5, 0, 255).astype(np.uint8)

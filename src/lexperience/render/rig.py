@@ -11,8 +11,13 @@ Warp model: ``output(p) = source(p - D(p))`` with ``D`` the sum of
 * head motion: a small rotation about the neck plus a translation, faded out by a soft mask
   around the head (the background and shoulders stay put);
 * jaw: rows below the lip line move down, the upper lip moves up (:mod:`lexperience.render.mouth`);
+  for "f" and "v" the upper lip lifts more and the lower lip less, so the lower lip meets the
+  upper teeth;
 * lip width: the mouth region is stretched or narrowed about the mouth centre;
-* blinks: each upper eyelid slides down over the eye, the skin above it stretching.
+* blinks: each upper eyelid slides down over the eye, the skin above it stretching;
+* brows: the skin between each eye and the forehead slides up (raised brows);
+* gaze: the inside of each eye opening shifts sideways or up and down (the iris moves, the lids
+  and corners stay).
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .face import FaceLayout
+from .face import Eye, FaceLayout
 from .image import cv2_module
 from .mouth import DOWN, MAX_GAP, UP, MouthColors, lens_profile, paint_opening
+
+#: The shares of the opening taken by the lower and upper lip when the lower lip meets the teeth.
+TEETH_DOWN, TEETH_UP = 0.3, 0.7
 
 __all__ = ["FaceRig", "FrameState"]
 
@@ -36,17 +44,34 @@ class FrameState:
     Attributes:
         open: jaw opening, 0 (closed) to 1 (wide open, "aa").
         width: lip width relative to rest, about 0.7 (rounded "oo") to 1.15 (spread "ee").
+        teeth: the lower lip on the upper teeth ("f", "v"), 0 to 1.
         blink: eyelid closure, 0 (open) to 1 (closed).
+        brow: brow raise, 0 (rest) to 1 (raised); down to -0.5 (lowered a little).
+        gaze_x, gaze_y: where the eyes look, -1 to 1 of their travel (right and down positive,
+            on screen).
         rotation: head roll in degrees (positive: clockwise on screen).
         dx, dy: head shift in pixels.
     """
 
     open: float = 0.0
     width: float = 1.0
+    teeth: float = 0.0
     blink: float = 0.0
+    brow: float = 0.0
+    gaze_x: float = 0.0
+    gaze_y: float = 0.0
     rotation: float = 0.0
     dx: float = 0.0
     dy: float = 0.0
+
+    @property
+    def at_rest(self) -> bool:
+        """Whether this is the still portrait itself."""
+        return (
+            self.open <= 0.0 and self.blink <= 0.0 and self.width == 1.0 and self.brow == 0.0
+            and self.gaze_x == 0.0 and self.gaze_y == 0.0 and self.rotation == 0.0
+            and self.dx == 0.0 and self.dy == 0.0
+        )  # fmt: skip
 
 
 def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
@@ -149,6 +174,10 @@ class FaceRig:
         jaw_row = 1.0 - _smoothstep(0.55 * jaw_half, 1.25 * jaw_half, np.abs(xs - m.cx))
         self._jaw_a = np.where(below, DOWN * (1.0 - s) * f, -UP * g).astype(np.float32)
         self._jaw_b = np.where(below, DOWN * s * f * jaw_row[None, :], 0.0).astype(np.float32)
+        # Added (times `teeth`) for "f"/"v": the upper lip takes TEETH_UP of the opening.
+        self._jaw_t = np.where(
+            below, (TEETH_DOWN - DOWN) * (1.0 - s) * f, -(TEETH_UP - UP) * g
+        ).astype(np.float32)
         self._jaw_below = below
 
         # -- lip width: a flat-topped blob over the mouth -------------------------------------
@@ -168,9 +197,53 @@ class FaceRig:
             np.exp(-(((self._jaw_xs - m.cx) / wx_s) ** 4) - ((m.cy - wy_c) / wy_s) ** 4)
         ).astype(np.float32)
 
+        # -- brows and gaze -------------------------------------------------------------------
+        self._brow, self._brow_field = self._brow_region()
+        self.gaze_reach = (0.14 * layout.eyes[0].w, 0.12 * layout.eyes[0].h)
+        self._gaze = [self._gaze_region(eye) for eye in layout.eyes]
+
         # -- teeth and lighting ---------------------------------------------------------------
         self.teeth = self._shows_no_teeth() if teeth is None else teeth
         self.teeth_gain = self._teeth_gain()
+
+    def _brow_region(self) -> tuple[_Span, np.ndarray]:
+        """The rows between the eyes and the forehead, and how far each pixel moves up (in pixels)
+        when the brows are fully raised: most at the brows, fading to nothing at the eyes' lower
+        lids and up the forehead (never steeper than 1/2 a pixel per pixel, so nothing folds)."""
+        left, right = self.layout.eyes
+        eh = max(left.h, right.h, 2.0)
+        ew = max(left.w, right.w, 4.0)
+        lift = 0.45 * eh
+        brow_y = 0.5 * (left.cy + right.cy) - 1.8 * eh
+        below, above = 1.9 * eh, 2.6 * eh  # fade lengths under and over the brow line
+        span = _Span(
+            math.floor(brow_y - above) - 1, math.ceil(brow_y + below) + 1,
+            math.floor(left.cx - 1.1 * ew), math.ceil(right.cx + 1.1 * ew) + 1,
+        ).clipped(self.height, self.width)  # fmt: skip
+        ys = np.arange(span.y0, span.y1, dtype=np.float32)[:, None]
+        xs = np.arange(span.x0, span.x1, dtype=np.float32)[None, :]
+        vert = np.where(
+            ys >= brow_y,
+            1.0 - _smoothstep(brow_y, brow_y + below, ys),
+            _smoothstep(brow_y - above, brow_y, ys),
+        )
+        horiz = np.zeros_like(xs)
+        for eye in (left, right):
+            horiz = np.maximum(horiz, 1.0 - _smoothstep(0.55 * ew, 1.05 * ew, np.abs(xs - eye.cx)))
+        return span, (lift * vert * horiz).astype(np.float32)
+
+    def _gaze_region(self, eye: Eye) -> tuple[_Span, np.ndarray]:
+        """Around one eye, the share of the gaze shift each pixel takes: 1 over the iris, fading
+        to 0 before the corners and the lids."""
+        cx, cy, w, h = eye.cx, eye.cy, eye.w, eye.h
+        span = _Span(
+            math.floor(cy - 0.6 * h) - 1, math.ceil(cy + 0.6 * h) + 2,
+            math.floor(cx - 0.5 * w) - 1, math.ceil(cx + 0.5 * w) + 2,
+        ).clipped(self.height, self.width)  # fmt: skip
+        ys = np.arange(span.y0, span.y1, dtype=np.float32)[:, None]
+        xs = np.arange(span.x0, span.x1, dtype=np.float32)[None, :]
+        rr = np.sqrt(((xs - cx) / (0.5 * w)) ** 2 + ((ys - cy) / (0.62 * h)) ** 2)
+        return span, (1.0 - _smoothstep(0.35, 0.92, rr)).astype(np.float32)
 
     # -- analysis of the still ----------------------------------------------------------------
     def _pixels(self, span: _Span) -> np.ndarray:
@@ -215,10 +288,7 @@ class FaceRig:
         cv2 = cv2_module()
         r = self.roi
         m = self.layout.mouth
-        if (
-            state.open <= 0.0 and state.blink <= 0.0 and state.width == 1.0
-            and state.rotation == 0.0 and state.dx == 0.0 and state.dy == 0.0
-        ):  # fmt: skip
+        if state.at_rest:
             return np.array(self.image, copy=True)  # the rest pose: the still itself
 
         # Head motion: D = mask * (affine(p) - p), a roll about the pivot (the neck) plus a shift.
@@ -255,6 +325,13 @@ class FaceRig:
         # Jaw. The precomputed fields are looked up where each column's content comes from
         # (lip width, head roll), so the opening follows the moved lip line exactly.
         gap = float(np.clip(state.open, 0.0, 1.2)) * self.max_gap
+        teeth = float(np.clip(state.teeth, 0.0, 1.0))
+        if not self.teeth:
+            # The photo shows its own teeth above the lip line: "f" is the lower lip against
+            # them, i.e. the mouth as it is at rest.
+            gap *= 1.0 - teeth
+            teeth = 0.0
+        down = DOWN + teeth * (TEETH_DOWN - DOWN)
         half_w = 0.5 * m.w * width
         jaw_field: np.ndarray | None = None
         jaw_below = self._jaw_below
@@ -262,17 +339,38 @@ class FaceRig:
             xrel = self._jaw_xs - m.cx
             src_cols = self._jaw_xs - (width - 1.0) * xrel * self._wid_line
             off = np.rint(sn * xrel).astype(np.intp)
+            jaw_a, jaw_b, jaw_t = self._jaw_a, self._jaw_b, self._jaw_t
             if width != 1.0 or np.any(off):
                 hj, wj = self._jaw_a.shape
                 cols = np.clip(np.rint(src_cols - self._jaw.x0), 0, wj - 1).astype(np.intp)
                 rows = np.clip(np.arange(hj)[:, None] - off[None, :], 0, hj - 1)
                 idx = (rows, cols[None, :])
-                jaw_a, jaw_b, jaw_below = self._jaw_a[idx], self._jaw_b[idx], jaw_below[idx]
-            else:
-                jaw_a, jaw_b = self._jaw_a, self._jaw_b
+                jaw_a, jaw_b, jaw_below = jaw_a[idx], jaw_b[idx], jaw_below[idx]
+                if teeth > 0.0:
+                    jaw_t = jaw_t[idx]
+            if teeth > 0.0:
+                jaw_a = jaw_a + teeth * jaw_t
+                jaw_b = jaw_b * (down / DOWN)
             lens = lens_profile(src_cols, m.cx, 0.5 * m.w)
             jaw_field = gap * (jaw_a * lens[None, :] + jaw_b)
             self._add(map_y, self._jaw, jaw_field, -1.0, sy, sx)
+
+        # Brows (the same lift for both, following the head).
+        if state.brow != 0.0:
+            brow = float(np.clip(state.brow, -0.5, 1.0))
+            bx, by = head_shift(self.layout.face.cx, self.layout.eyes[0].cy)
+            self._add(map_y, self._brow, self._brow_field, brow, round(by), round(bx))
+
+        # Gaze: shift the inside of each eye.
+        if state.gaze_x != 0.0 or state.gaze_y != 0.0:
+            gx = float(np.clip(state.gaze_x, -1.0, 1.0)) * self.gaze_reach[0]
+            gy = float(np.clip(state.gaze_y, -1.0, 1.0)) * self.gaze_reach[1]
+            for eye, (span, mask) in zip(self.layout.eyes, self._gaze, strict=True):
+                edx, edy = head_shift(eye.cx, eye.cy)
+                if gx:
+                    self._add(map_x, span, mask, -gx, round(edy), round(edx))
+                if gy:
+                    self._add(map_y, span, mask, -gy, round(edy), round(edx))
 
         # Blinks.
         blink = float(np.clip(state.blink, 0.0, 1.0))
@@ -288,8 +386,9 @@ class FaceRig:
 
         if jaw_field is not None and gap > 0.5:
             self._paint_mouth(
-                out, map_x, map_y, jaw_field, jaw_below, sy, sx, m.cx + mdx, half_w, gap
-            )
+                out, map_x, map_y, jaw_field, jaw_below, sy, sx, m.cx + mdx, half_w, gap,
+                down, teeth,
+            )  # fmt: skip
         return out
 
     def _add(
@@ -352,13 +451,15 @@ class FaceRig:
         cx: float,
         half_w: float,
         gap: float,
+        down: float,
+        teeth: float,
     ) -> None:
         m = self.layout.mouth
         r = self.roi
         jaw = self._jaw.shifted(sy, sx)
-        top = m.cy + sy - 1.7 * max(m.curve, 0.0) - UP * gap
+        top = m.cy + sy - 1.7 * max(m.curve, 0.0) - (1.0 - down) * gap
         span = _Span(
-            math.floor(top) - 2, math.ceil(m.cy + sy + DOWN * gap + max(-m.curve, 0.0)) + 3,
+            math.floor(top) - 2, math.ceil(m.cy + sy + down * gap + max(-m.curve, 0.0)) + 3,
             math.floor(cx - half_w) - 2, math.ceil(cx + half_w) + 3,
         )  # fmt: skip
         c = _Span(
@@ -384,4 +485,5 @@ class FaceRig:
             teeth=self.teeth,
             colors=self.colors,
             teeth_gain=self.teeth_gain,
+            teeth_contact=teeth,
         )

@@ -18,7 +18,7 @@ from ..framing import AudioFramer
 from ..media import Audio, AudioChunk, VideoFrame
 from ..messages import Message
 from ..transcript import Transcript, Word
-from ..visemes import VisemeCue, char_to_viseme
+from ..visemes import VISEME_OPENNESS, VisemeCue, char_to_viseme
 
 __all__ = ["FakeAvatar", "FakeLLM", "FakeSTT", "FakeStreamingSTT", "FakeTTS", "speech_like"]
 
@@ -150,11 +150,16 @@ class FakeLLM:
             self.active -= 1
 
 
+_VOWELS = frozenset({"aa", "E", "ih", "oh", "ou"})
+
+
 def speech_like(
     text: str, sample_rate: int, seconds_per_char: float = 0.06
 ) -> tuple[np.ndarray, list[VisemeCue]]:
     """A deterministic voice-like signal for ``text`` (a voiced tone per word with syllable-rate
-    loudness changes and pauses between words) and the matching viseme cues."""
+    loudness changes and pauses between words) and the matching viseme cues: like real speech,
+    open vowels are loud and closed consonants quiet (each letter's loudness follows how far its
+    viseme opens the mouth)."""
     rng = np.random.default_rng(len(text))
     parts: list[np.ndarray] = []
     cues: list[VisemeCue] = []
@@ -166,10 +171,17 @@ def speech_like(
         f0 = 110 + 40 * rng.random()
         voiced = sum(np.sin(2 * np.pi * f0 * k * tt) / k for k in range(1, 6))
         envelope = np.sin(np.pi * np.arange(n) / n) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * tt))
-        parts.append((0.25 * voiced * np.abs(envelope)).astype(np.float32))
-        step = n / sample_rate / len(word)
-        for i, ch in enumerate(word):
-            cues.append(VisemeCue(t + i * step, t + (i + 1) * step, char_to_viseme(ch)))
+        visemes = [char_to_viseme(ch) for ch in word]
+        # Vowels last longer than consonants, as in speech (the word's length stays the same).
+        weights = np.array([1.6 if v in _VOWELS else 0.7 for v in visemes])
+        edges = np.concatenate([[0.0], np.cumsum(weights) / weights.sum()]) * (n / sample_rate)
+        gains = np.array([0.05 + 0.95 * VISEME_OPENNESS.get(v, 0.5) for v in visemes])
+        letter = np.clip(np.searchsorted(edges, tt, side="right") - 1, 0, len(word) - 1)
+        ramp = max(1, int(0.01 * sample_rate))  # 10 ms glides between letters, no clicks
+        gain = np.convolve(gains[letter], np.ones(ramp) / ramp, mode="same")
+        parts.append((0.25 * voiced * np.abs(envelope) * gain).astype(np.float32))
+        for i, v in enumerate(visemes):
+            cues.append(VisemeCue(t + float(edges[i]), t + float(edges[i + 1]), v))
         t += n / sample_rate
         parts.append(np.zeros(gap, dtype=np.float32))
         cues.append(VisemeCue(t, t + gap / sample_rate, "sil"))
