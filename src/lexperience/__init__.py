@@ -7,6 +7,7 @@ The top-level package imports no backend: backends load lazily by name through
 from ._version import __version__
 from .context import ContextProvider, StaticContext, TurnContext
 from .conversation import Conversation, UserInput
+from .episode import Episode, EpisodeContext, Passage, Segment
 from .errors import (
     AuthenticationError,
     BackendError,
@@ -62,6 +63,8 @@ __all__ = [
     "ContextProvider",
     "Conversation",
     "ConversationBusyError",
+    "Episode",
+    "EpisodeContext",
     "ErrorEvent",
     "Event",
     "HookError",
@@ -71,9 +74,11 @@ __all__ = [
     "Message",
     "MissingCredentialsError",
     "MissingDependencyError",
+    "Passage",
     "Persona",
     "RateLimitError",
     "Reply",
+    "Segment",
     "SentenceEvent",
     "StaticContext",
     "TextDelta",
