@@ -72,7 +72,9 @@ async def build(dialogue: Path) -> tuple[Episode, Audio]:
     for speaker, text in turns:
         is_host = speaker == meta.get("host")
         for sentence in re.split(r"(?<=[.!?])\s+", text):
-            clip = await speak(host if is_host else guest, sentence, 1.0 if is_host else GUEST_PITCH)
+            clip = await speak(
+                host if is_host else guest, sentence, 1.0 if is_host else GUEST_PITCH
+            )
             segments.append(Segment(start=round(now, 3), end=round(now + clip.duration, 3),
                                     text=sentence, speaker=speaker))  # fmt: skip
             parts += [clip, Audio.silence(SENTENCE_GAP, RATE)]

@@ -60,7 +60,7 @@ def test_the_context_fits_its_budget_and_never_spoils(syn: SyntheticEpisode, bud
             assert brief.tokens <= budget
             assert sum(estimate_tokens(m.content) for m in brief.messages) == brief.tokens
             heard = heard_text(ep, ctx.position)
-            for stamp, speaker, text in transcript_lines(list(brief.messages)):
+            for _stamp, speaker, text in transcript_lines(list(brief.messages)):
                 assert speaker in ep.speakers
                 for piece in text.split(" … "):  # merged lines and cut passages
                     assert piece.removesuffix(" …").removesuffix("…").strip() in heard

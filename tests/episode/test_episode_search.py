@@ -67,8 +67,10 @@ def test_lexical_ranking_finds_the_fact_in_the_top_5(syn: SyntheticEpisode) -> N
     asked = questions(syn, hard=False)
     assert len(asked) >= 50
     hits = [found(syn.episode.search(q, before=t, k=5), syn.fact_segment(i)) for i, q, t in asked]
-    assert sum(hits) / len(hits) >= 0.9, [q for (_, q, _), h in zip(asked, hits) if not h]
-    direct = [h for (i, q, _), h in zip(asked, hits) if q == syn.facts[i].question]
+    assert sum(hits) / len(hits) >= 0.9, [
+        q for (_, q, _), h in zip(asked, hits, strict=True) if not h
+    ]
+    direct = [h for (i, q, _), h in zip(asked, hits, strict=True) if q == syn.facts[i].question]
     assert all(direct)
 
 
@@ -80,8 +82,10 @@ def test_hybrid_ranking_finds_paraphrases_without_shared_words(
         found(syn_hybrid.episode.search(q, before=t, k=5), syn_hybrid.fact_segment(i))
         for i, q, t in asked
     ]
-    assert sum(hits) / len(hits) >= 0.9, [q for (_, q, _), h in zip(asked, hits) if not h]
-    hard = [h for (i, q, _), h in zip(asked, hits) if q == syn_hybrid.facts[i].paraphrase
+    assert sum(hits) / len(hits) >= 0.9, [
+        q for (_, q, _), h in zip(asked, hits, strict=True) if not h
+    ]
+    hard = [h for (i, q, _), h in zip(asked, hits, strict=True) if q == syn_hybrid.facts[i].paraphrase
             and syn_hybrid.facts[i].hard]  # fmt: skip
     assert any(hard)  # words alone find none of these (the test above leaves them out)
 
@@ -126,7 +130,9 @@ def check_no_leaks(s: SyntheticEpisode) -> int:
         seg_index = s.fact_segments[i]
         seg = s.fact_segment(i)
         # words of the fact that are said nowhere else in the episode
-        own = set(terms(fact.text)) - set().union(*(o for j, o in enumerate(others) if j != seg_index))
+        own = set(terms(fact.text)) - set().union(
+            *(o for j, o in enumerate(others) if j != seg_index)
+        )
         assert own, fact.text
         for before in positions(s, i, rng):
             heard = truth.heard(before)

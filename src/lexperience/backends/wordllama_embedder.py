@@ -87,4 +87,6 @@ class WordLlamaEmbedder:
         model = self.load()
         vectors = np.asarray(model.embed(list(texts), norm=False), dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        out = np.zeros_like(vectors)
+        np.divide(vectors, norms, out=out, where=norms > 0)
+        return out

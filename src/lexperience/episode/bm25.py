@@ -45,11 +45,12 @@ STOP_WORDS = frozenset(_STOP.split())
 
 # Words a listener uses to point at the show itself ("what did the guest say about..."): they
 # say nothing about *which* moment is meant, so they are dropped from questions.
-_QUERY_STOP = frozenset(
-    """episode podcast show said say says saying tell told talk talked talking mention mentioned
-    mentions guest host speaker earlier before ago remind explain explained describe described
-    discuss discussed bit part minute minutes moment""".split()
-)
+_POINTERS = """
+episode podcast show said say says saying tell told talk talked talking mention mentioned
+mentions guest host speaker earlier before ago remind explain explained describe described
+discuss discussed bit part minute minutes moment
+"""
+_QUERY_STOP = frozenset(_POINTERS.split())
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 

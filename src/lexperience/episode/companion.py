@@ -236,8 +236,8 @@ class EpisodeContext:
             )
         return (
             f"{first} The excerpts below are all you know of the episode and stop at {at}: "
-            "never guess or hint at what comes later. Say when things were said (\"around "
-            f"{at} {self._speaker_example()} said...\"). If the excerpts do not answer the "
+            'never guess or hint at what comes later. Say when things were said ("around '
+            f'{at} {self._speaker_example()} said..."). If the excerpts do not answer the '
             "question, say plainly that the episode has not covered that yet."
         )
 

@@ -208,7 +208,9 @@ class Episode(BaseModel):
         elif suffix == ".srt":
             text = write_srt(self.segments)
         else:
-            raise InvalidInputError(f"cannot save an episode as {suffix!r}: use .json, .vtt or .srt")
+            raise InvalidInputError(
+                f"cannot save an episode as {suffix!r}: use .json, .vtt or .srt"
+            )
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
         return out
@@ -322,7 +324,7 @@ class Episode(BaseModel):
                 self._index = index
             return self._index
 
-    def use_embeddings(self, embedder: Embedder | None | bool = True) -> Episode:
+    def use_embeddings(self, embedder: Embedder | bool | None = True) -> Episode:
         """Rank by meaning as well as by words: ``True`` uses the bundled WordLlama model
         (``pip install "lexperience[semantic]"``), or pass any :class:`Embedder`; ``False``
         or ``None`` goes back to words only. Passages are embedded now. Returns ``self``."""
@@ -369,4 +371,3 @@ def _describe(exc: ValidationError) -> str:
         loc = ".".join(str(p) for p in err["loc"]) or "episode"
         parts.append(f"{loc}: {err['msg']}")
     return "; ".join(parts)
-

@@ -174,9 +174,9 @@ def _vtt_cue(
         voices[-1].pieces.append((current, html.unescape(payload[pos : match.start()])))
         pos = match.end()
         tag = match.group(1).strip()
-        voice = _VOICE.match(tag)
-        if voice is not None:
-            voices.append(_Voice(html.unescape(voice.group(1) or "").strip() or None))
+        voice_tag = _VOICE.match(tag)
+        if voice_tag is not None:
+            voices.append(_Voice(html.unescape(voice_tag.group(1) or "").strip() or None))
             tagged = True
         elif tag == "/v":
             voices.append(_Voice(None))

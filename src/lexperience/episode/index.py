@@ -61,9 +61,7 @@ def group_passages(segments: Sequence[Segment], passage_words: int) -> list[_Pas
     words = 0
     for i, seg in enumerate(segments):
         n = len(seg.text.split())
-        if i > first and (
-            seg.speaker != segments[first].speaker or words + n > passage_words
-        ):
+        if i > first and (seg.speaker != segments[first].speaker or words + n > passage_words):
             spans.append(_span(segments, first, i - 1))
             first, words = i, 0
         words += n
@@ -92,7 +90,9 @@ class EpisodeIndex:
         self.texts = [_join(self.segments[p.first : p.last + 1]) for p in self.spans]
         speakers = [p.speaker or "" for p in self.spans]
         # The speaker's name counts as one word of the passage ("what did Tamsin say about...").
-        self.bm25 = BM25Index([terms(t) + terms(s) for t, s in zip(self.texts, speakers)])
+        self.bm25 = BM25Index(
+            [terms(t) + terms(s) for t, s in zip(self.texts, speakers, strict=True)]
+        )
         self.starts = np.array([p.start for p in self.spans], dtype=np.float64)
         self.ends = np.array([p.end for p in self.spans], dtype=np.float64)
         self._embedder: Embedder | None = None
@@ -133,7 +133,8 @@ class EpisodeIndex:
         cut_texts = [_join(parts) for parts in cut_parts]
         query = terms(question, query=True)
         extra = [
-            terms(t) + terms(self.spans[p].speaker or "") for t, p in zip(cut_texts, cut_ids)
+            terms(t) + terms(self.spans[p].speaker or "")
+            for t, p in zip(cut_texts, cut_ids, strict=True)
         ]
         lexical, lexical_cut = self.bm25.score(query, heard, extra)
         # candidates: (score, passage id, is_cut, index into the cut lists)
@@ -159,7 +160,7 @@ class EpisodeIndex:
                     scores[key] = scores.get(key, 0.0) + 1.0 / (RRF_K + rank + 1)
             order = sorted(scores.items(), key=lambda item: (-item[1], item[0][0]))
         out: list[Passage] = []
-        for (pid, cut), score in order[:k]:
+        for (pid, cut), _ in order[:k]:
             span = self.spans[pid]
             if cut >= 0:
                 parts = cut_parts[cut]
@@ -195,9 +196,9 @@ class EpisodeIndex:
             top = np.argpartition(-values, depth - 1)[:depth]
             ids, values = ids[top], values[top]
         items: list[tuple[tuple[int, int], float]] = [
-            ((int(i), -1), float(v)) for i, v in zip(ids, values)
+            ((int(i), -1), float(v)) for i, v in zip(ids, values, strict=True)
         ]
-        for j, (pid, value) in enumerate(zip(cut_ids, cut_scores)):
+        for j, (pid, value) in enumerate(zip(cut_ids, cut_scores, strict=True)):
             if not positive or value > 0:
                 items.append(((pid, j), float(value)))
         items.sort(key=lambda item: (-item[1], item[0][0]))

@@ -164,7 +164,7 @@ def _timed(text: str, start: float, rng: random.Random) -> tuple[float, tuple[Wo
     duration = len(words) / rng.uniform(2.3, 3.0)
     total = sum(weights)
     out, t = [], start
-    for w, weight in zip(words, weights):
+    for w, weight in zip(words, weights, strict=True):
         d = duration * weight / total
         out.append(Word(text=w, start=round(t, 3), end=round(t + d * 0.92, 3)))
         t += d
