@@ -62,8 +62,9 @@ async def speak(tts: PiperTTS, text: str, pitch: float) -> Audio:
 async def build(dialogue: Path) -> tuple[Episode, Audio]:
     meta, turns = read_dialogue(dialogue)
     host = PiperTTS(with_visemes=False, noise_scale=0.0, noise_w_scale=0.0)
-    guest = PiperTTS(with_visemes=False, noise_scale=0.0, noise_w_scale=0.0,
-                     length_scale=GUEST_PITCH)  # fmt: skip
+    guest = PiperTTS(
+        with_visemes=False, noise_scale=0.0, noise_w_scale=0.0, length_scale=GUEST_PITCH
+    )
     await host.aopen()
     await guest.aopen()
     parts: list[Audio] = [Audio.silence(0.5, RATE)]
@@ -75,20 +76,30 @@ async def build(dialogue: Path) -> tuple[Episode, Audio]:
             clip = await speak(
                 host if is_host else guest, sentence, 1.0 if is_host else GUEST_PITCH
             )
-            segments.append(Segment(start=round(now, 3), end=round(now + clip.duration, 3),
-                                    text=sentence, speaker=speaker))  # fmt: skip
+            segments.append(
+                Segment(
+                    start=round(now, 3),
+                    end=round(now + clip.duration, 3),
+                    text=sentence,
+                    speaker=speaker,
+                )
+            )
             parts += [clip, Audio.silence(SENTENCE_GAP, RATE)]
             now += clip.duration + SENTENCE_GAP
         parts.append(Audio.silence(TURN_GAP - SENTENCE_GAP, RATE))
         now += TURN_GAP - SENTENCE_GAP
     audio = Audio.concatenate(parts)
     episode = Episode(
-        title=meta.get("title"), show=meta.get("show"), host=meta.get("host"),
-        guests=(meta["guest"],) if "guest" in meta else (), duration=round(audio.duration, 3),
-        audio="slow-signals-12.ogg", segments=tuple(segments),
+        title=meta.get("title"),
+        show=meta.get("show"),
+        host=meta.get("host"),
+        guests=(meta["guest"],) if "guest" in meta else (),
+        duration=round(audio.duration, 3),
+        audio="slow-signals-12.ogg",
+        segments=tuple(segments),
         description="A fictional episode for the lexperience examples: an acoustic ecologist "
         "maps a city's sounds after dark.",
-    )  # fmt: skip
+    )
     return episode, audio
 
 
@@ -122,8 +133,10 @@ def main() -> None:
     write_opus(audio, ogg)
     vtt = episode.save(args.out / "slow-signals-12.vtt")
     js = episode.save(args.out / "slow-signals-12.json")
-    print(f"wrote {ogg} ({audio.duration:.1f} s, {ogg.stat().st_size // 1024} KiB), {vtt}, {js}: "
-          f"{len(episode)} segments")  # fmt: skip
+    print(
+        f"wrote {ogg} ({audio.duration:.1f} s, {ogg.stat().st_size // 1024} KiB), {vtt}, {js}: "
+        f"{len(episode)} segments"
+    )
 
 
 if __name__ == "__main__":

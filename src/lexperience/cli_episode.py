@@ -36,12 +36,21 @@ def _at(value: str) -> float:
 def add_reply_options(reply: argparse.ArgumentParser) -> None:
     """``--episode``, ``--at`` and ``--semantic`` on ``lexperience reply``."""
     group = reply.add_argument_group("podcast companion")
-    group.add_argument("--episode", type=Path, metavar="FILE",
-                       help="the episode transcript (.vtt, .srt, .json or [hh:mm:ss] text)")  # fmt: skip
-    group.add_argument("--at", type=_at, metavar="TIME",
-                       help="where the listener paused: 12:34, 1:02:03 or seconds")  # fmt: skip
-    group.add_argument("--semantic", action="store_true",
-                       help="rank passages by meaning too (the semantic extra)")  # fmt: skip
+    group.add_argument(
+        "--episode",
+        type=Path,
+        metavar="FILE",
+        help="the episode transcript (.vtt, .srt, .json or [hh:mm:ss] text)",
+    )
+    group.add_argument(
+        "--at",
+        type=_at,
+        metavar="TIME",
+        help="where the listener paused: 12:34, 1:02:03 or seconds",
+    )
+    group.add_argument(
+        "--semantic", action="store_true", help="rank passages by meaning too (the semantic extra)"
+    )
 
 
 def episode_context(args: argparse.Namespace) -> EpisodeContext | None:
@@ -86,13 +95,22 @@ def add_episode_parser(sub: Any) -> None:
         "same command again to resume after a stop.",
     )
     tr.add_argument("audio", type=Path, help="the episode audio (mp3, m4a, ogg, wav, ...)")
-    tr.add_argument("-o", "--out", type=Path, required=True,
-                    help="output file: .json (everything), .vtt or .srt")  # fmt: skip
+    tr.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        required=True,
+        help="output file: .json (everything), .vtt or .srt",
+    )
     tr.add_argument("--stt", metavar="NAME", help="STT backend name (default: faster-whisper)")
     tr.add_argument("--config", type=Path, help="settings file whose [stt] section to use")
     tr.add_argument("--language", help="ISO 639-1 code of the spoken language (default: en)")
-    tr.add_argument("--chunk-seconds", type=float, default=30.0,
-                    help="length of the pieces sent to the STT (default 30)")  # fmt: skip
+    tr.add_argument(
+        "--chunk-seconds",
+        type=float,
+        default=30.0,
+        help="length of the pieces sent to the STT (default 30)",
+    )
     tr.add_argument("--title")
     tr.add_argument("--show")
     tr.add_argument("--host")
@@ -141,8 +159,9 @@ async def _transcribe(args: argparse.Namespace, out: TextIO, err: TextIO) -> Non
         checkpoint.unlink(missing_ok=True)
     stt = _stt(args)
     bar = _ProgressBar(err) if not args.quiet and err.isatty() else _ProgressLines(err, args.quiet)
-    metadata = {k: v for k, v in (("title", args.title), ("show", args.show),
-                                  ("host", args.host)) if v}  # fmt: skip
+    metadata = {
+        k: v for k, v in (("title", args.title), ("show", args.show), ("host", args.host)) if v
+    }
     if args.guest:
         metadata["guests"] = tuple(args.guest)
     opener = getattr(stt, "aopen", None)
@@ -150,9 +169,15 @@ async def _transcribe(args: argparse.Namespace, out: TextIO, err: TextIO) -> Non
         await opener()
     try:
         episode = await Episode.atranscribe(
-            args.audio, stt=stt, chunk_seconds=args.chunk_seconds, language=args.language,
-            speaker=args.speaker, checkpoint=checkpoint, progress=bar, **metadata,
-        )  # fmt: skip
+            args.audio,
+            stt=stt,
+            chunk_seconds=args.chunk_seconds,
+            language=args.language,
+            speaker=args.speaker,
+            checkpoint=checkpoint,
+            progress=bar,
+            **metadata,
+        )
     finally:
         bar.close()
         closer = getattr(stt, "aclose", None)
@@ -174,8 +199,10 @@ def _search(args: argparse.Namespace, out: TextIO) -> None:
         print(f"nothing before {format_timestamp(args.at)} matches the question", file=out)
     for p in passages:
         cut = " (cut at the position)" if p.truncated else ""
-        print(f"[{p.timestamp}] {p.speaker or 'Speaker'} (score {p.score:.3f}){cut}: {p.text}",
-              file=out)  # fmt: skip
+        print(
+            f"[{p.timestamp}] {p.speaker or 'Speaker'} (score {p.score:.3f}){cut}: {p.text}",
+            file=out,
+        )
 
 
 class _ProgressLines:

@@ -17,8 +17,20 @@ FAKES = ["--stt", "fake", "--llm", "fake", "--tts", "fake", "--avatar", "none"]
 
 
 def test_reply_at_a_position_in_an_episode(tmp_path, capsys) -> None:
-    code = main(["reply", "--text", "What does the storm drain hum at?", "--episode", str(VTT),
-                 "--at", "1:40", "-o", str(tmp_path), *FAKES])  # fmt: skip
+    code = main(
+        [
+            "reply",
+            "--text",
+            "What does the storm drain hum at?",
+            "--episode",
+            str(VTT),
+            "--at",
+            "1:40",
+            "-o",
+            str(tmp_path),
+            *FAKES,
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "Wren Calloway: You asked: What does the storm drain hum at." in captured.out
@@ -41,13 +53,38 @@ def test_reply_episode_errors(tmp_path, capsys) -> None:
 
 
 def test_episode_search(capsys) -> None:
-    assert main(["episode", "search", str(VTT), "What does the storm drain hum at?",
-                 "--at", "2:00", "-k", "2"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "episode",
+                "search",
+                str(VTT),
+                "What does the storm drain hum at?",
+                "--at",
+                "2:00",
+                "-k",
+                "2",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2 and all(line.startswith("[1:") for line in out)
     assert any("Harrow Street" in line and "fifty eight hertz" in line for line in out)
-    assert main(["episode", "search", str(VTT), "What does the storm drain hum at?",
-                 "--at", "1:00", "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "episode",
+                "search",
+                str(VTT),
+                "What does the storm drain hum at?",
+                "--at",
+                "1:00",
+                "--json",
+            ]
+        )
+        == 0
+    )
     early = json.loads(capsys.readouterr().out)
     assert all("Harrow" not in p["text"] for p in early)  # said at 1:10, after 1:00
     assert all(p["end"] <= 60.0 for p in early)
@@ -58,9 +95,27 @@ def test_episode_transcribe_with_a_backend_from_the_registry(tmp_path, capsys) -
     speech = [rng.normal(0, 0.2, 16000 * 4).astype(np.float32), np.zeros(16000, np.float32)]
     wav = Audio(np.concatenate(speech * 5), 16000).save(tmp_path / "ep.wav")
     out = tmp_path / "ep.json"
-    code = main(["episode", "transcribe", str(wav), "-o", str(out), "--stt", "fake",
-                 "--chunk-seconds", "8", "--title", "Noise", "--host", "Wren Calloway",
-                 "--guest", "Tamsin Okoro", "--speaker", "Wren Calloway"])  # fmt: skip
+    code = main(
+        [
+            "episode",
+            "transcribe",
+            str(wav),
+            "-o",
+            str(out),
+            "--stt",
+            "fake",
+            "--chunk-seconds",
+            "8",
+            "--title",
+            "Noise",
+            "--host",
+            "Wren Calloway",
+            "--guest",
+            "Tamsin Okoro",
+            "--speaker",
+            "Wren Calloway",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "transcribed" in captured.err and f"wrote {out}" in captured.out
@@ -68,7 +123,11 @@ def test_episode_transcribe_with_a_backend_from_the_registry(tmp_path, capsys) -
     assert ep.title == "Noise" and ep.guests == ("Tamsin Okoro",) and ep.audio == str(wav)
     assert len(ep) >= 3 and all(s.speaker == "Wren Calloway" for s in ep.segments)
     assert not (tmp_path / "ep.json.partial").exists()
-    assert main(["episode", "transcribe", str(wav), "-o", str(tmp_path / "x.txt"),
-                 "--stt", "fake"]) == 3  # fmt: skip
-    assert main(["episode", "transcribe", str(tmp_path / "nope.mp3"), "-o", str(out),
-                 "--stt", "fake"]) == 4  # fmt: skip
+    assert (
+        main(["episode", "transcribe", str(wav), "-o", str(tmp_path / "x.txt"), "--stt", "fake"])
+        == 3
+    )
+    assert (
+        main(["episode", "transcribe", str(tmp_path / "nope.mp3"), "-o", str(out), "--stt", "fake"])
+        == 4
+    )

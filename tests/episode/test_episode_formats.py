@@ -49,9 +49,11 @@ def test_webvtt_voices_tags_settings_and_inline_times() -> None:
     assert a.end - a.start > b.end - b.start  # "What did it cost?" is the longer text
     timed = ep.segments[4]
     assert [(w.text, w.start, w.end) for w in timed.words] == [
-        ("Plain", 12.0, 12.5), ("words", 12.5, 13.5), ("with", 13.5, 14.0),
+        ("Plain", 12.0, 12.5),
+        ("words", 12.5, 13.5),
+        ("with", 13.5, 14.0),
         ("timings", 14.0, 15.0),
-    ]  # fmt: skip
+    ]
     assert ep.speakers == ["Wren Calloway", "Tamsin Okoro"]
 
 
@@ -110,8 +112,9 @@ def test_json_list_and_saved_episode() -> None:
     ]
     ep = Episode.parse(json.dumps(data))
     assert [(s.start, s.text, s.speaker) for s in ep.segments] == [
-        (1.5, "first", None), (5.0, "second", "B"),
-    ]  # fmt: skip
+        (1.5, "first", None),
+        (5.0, "second", "B"),
+    ]
     saved = json.dumps({"title": "T", "host": "B", "segments": data[:2]})
     ep2 = Episode.parse(saved)
     assert ep2.title == "T" and ep2.host == "B" and len(ep2) == 2
@@ -147,8 +150,9 @@ def test_plain_text_with_stamps() -> None:
     )
     ep = Episode.parse(text)
     assert [(s.start, s.end, s.speaker) for s in ep.segments[:2]] == [
-        (1.0, 5.0, "Wren Calloway"), (5.0, 3600.0, "Tamsin Okoro"),
-    ]  # fmt: skip
+        (1.0, 5.0, "Wren Calloway"),
+        (5.0, 3600.0, "Tamsin Okoro"),
+    ]
     assert ep.segments[1].text == "Thanks for having me. It is good to be here."
     last = ep.segments[2]
     assert last.start == 3600.0 and last.end == pytest.approx(3600 + 5 / 2.5)
@@ -157,12 +161,14 @@ def test_plain_text_with_stamps() -> None:
 
 
 def test_unsorted_and_overlapping_segments_are_normalised() -> None:
-    ep = Episode(segments=[
-        Segment(start=10, end=12, text="c", speaker="A"),
-        Segment(start=0, end=5, text="a", speaker="A"),
-        Segment(start=4, end=8, text="b (cross-talk)", speaker="B"),
-        Segment(start=20, end=21, text=" "),
-    ])  # fmt: skip
+    ep = Episode(
+        segments=[
+            Segment(start=10, end=12, text="c", speaker="A"),
+            Segment(start=0, end=5, text="a", speaker="A"),
+            Segment(start=4, end=8, text="b (cross-talk)", speaker="B"),
+            Segment(start=20, end=21, text=" "),
+        ]
+    )
     assert [s.text for s in ep.segments] == ["a", "b (cross-talk)", "c"]
     assert ep.length == 12.0
     with pytest.raises(ValidationError, match="ends"):
@@ -184,8 +190,13 @@ def test_load_errors(tmp_path) -> None:
 
 @pytest.mark.parametrize("suffix", [".json", ".vtt", ".srt"])
 def test_save_and_load_round_trip(tmp_path, suffix: str) -> None:
-    ep = Episode.parse(VTT, title="The Night Map", show="Slow Signals", host="Wren Calloway",
-                       guests=("Tamsin Okoro",))  # fmt: skip
+    ep = Episode.parse(
+        VTT,
+        title="The Night Map",
+        show="Slow Signals",
+        host="Wren Calloway",
+        guests=("Tamsin Okoro",),
+    )
     path = ep.save(tmp_path / f"ep{suffix}")
     back = Episode.load(path)
     assert [(round(s.start, 3), s.speaker, s.text) for s in back.segments] == [

@@ -85,8 +85,11 @@ def test_hybrid_ranking_finds_paraphrases_without_shared_words(
     assert sum(hits) / len(hits) >= 0.9, [
         q for (_, q, _), h in zip(asked, hits, strict=True) if not h
     ]
-    hard = [h for (i, q, _), h in zip(asked, hits, strict=True) if q == syn_hybrid.facts[i].paraphrase
-            and syn_hybrid.facts[i].hard]  # fmt: skip
+    hard = [
+        h
+        for (i, q, _), h in zip(asked, hits, strict=True)
+        if q == syn_hybrid.facts[i].paraphrase and syn_hybrid.facts[i].hard
+    ]
     assert any(hard)  # words alone find none of these (the test above leaves them out)
 
 
@@ -117,8 +120,15 @@ def positions(s: SyntheticEpisode, i: int, rng: random.Random) -> list[float]:
     seg = s.fact_segment(i)
     d = seg.duration
     inside = [seg.start + d * f for f in (0.1, 0.25, 0.5, 0.75, 0.9)]
-    return [max(0.0, seg.start - 1), seg.start, *inside, seg.end - 0.01, seg.end, seg.end + 0.3,
-            rng.uniform(0, s.episode.length)]  # fmt: skip
+    return [
+        max(0.0, seg.start - 1),
+        seg.start,
+        *inside,
+        seg.end - 0.01,
+        seg.end,
+        seg.end + 0.3,
+        rng.uniform(0, s.episode.length),
+    ]
 
 
 def check_no_leaks(s: SyntheticEpisode) -> int:
@@ -220,8 +230,12 @@ def test_a_straddling_segment_without_word_timings_is_cut_early() -> None:
     head = seg.cut(14.0)
     assert head is not None and head.end <= 14.0 - CUT_MARGIN_SECONDS and head.start == 10.0
     assert seg.cut(10.2) is None and seg.cut(10.0) is None and seg.cut(25) is seg
-    timed = Segment(start=0, end=3, text="one two three", words=(
-        _w("one", 0, 0.8), _w("two", 1.0, 1.9), _w("three", 2.0, 3.0)))  # fmt: skip
+    timed = Segment(
+        start=0,
+        end=3,
+        text="one two three",
+        words=(_w("one", 0, 0.8), _w("two", 1.0, 1.9), _w("three", 2.0, 3.0)),
+    )
     assert timed.cut(1.89).text == "one"  # type: ignore[union-attr]
     assert timed.cut(1.9).text == "one two"  # type: ignore[union-attr]
     assert timed.cut(0.5) is None

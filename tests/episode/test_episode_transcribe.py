@@ -63,12 +63,20 @@ class ToneSTT:
                 seg = x[i * frame : j * frame]
                 pitch = np.argmax(np.abs(np.fft.rfft(seg))) * RATE / len(seg)
                 k = round((pitch - 300) / 20)
-                found.append(Word(text=f"w{k}" + ("." if k % 4 == 3 else ""),
-                                  start=i * frame / RATE, end=j * frame / RATE))  # fmt: skip
+                found.append(
+                    Word(
+                        text=f"w{k}" + ("." if k % 4 == 3 else ""),
+                        start=i * frame / RATE,
+                        end=j * frame / RATE,
+                    )
+                )
                 i = j
             i += 1
-        return Transcript(text=" ".join(w.text for w in found), duration=audio.duration,
-                          words=tuple(found) if self.words else ())  # fmt: skip
+        return Transcript(
+            text=" ".join(w.text for w in found),
+            duration=audio.duration,
+            words=tuple(found) if self.words else (),
+        )
 
 
 def words_of(ep: Episode) -> list[Word]:
@@ -79,8 +87,14 @@ async def test_pieces_are_cut_at_quiet_moments_and_word_timings_are_kept() -> No
     audio, spans = tone_episode()
     stt = ToneSTT()
     seen: list[TranscriptionProgress] = []
-    ep = await Episode.atranscribe(audio, stt=stt, chunk_seconds=8, progress=seen.append,
-                                   title="Tones", speaker="Wren Calloway")  # fmt: skip
+    ep = await Episode.atranscribe(
+        audio,
+        stt=stt,
+        chunk_seconds=8,
+        progress=seen.append,
+        title="Tones",
+        speaker="Wren Calloway",
+    )
     words = words_of(ep)
     assert [w.text.rstrip(".") for w in words] == [f"w{i}" for i in range(60)]  # none lost or split
     for w, (start, end) in zip(words, spans, strict=True):
@@ -112,14 +126,16 @@ async def test_a_failed_transcription_resumes_from_its_checkpoint(tmp_path) -> N
     whole = await Episode.atranscribe(audio, stt=first, chunk_seconds=8)
     checkpoint = tmp_path / "ep.partial"
     with pytest.raises(BackendError, match="went away"):
-        await Episode.atranscribe(audio, stt=ToneSTT(fail_on_call=4), chunk_seconds=8,
-                                  checkpoint=checkpoint)  # fmt: skip
+        await Episode.atranscribe(
+            audio, stt=ToneSTT(fail_on_call=4), chunk_seconds=8, checkpoint=checkpoint
+        )
     saved = json.loads(checkpoint.read_text())
     assert saved["done_samples"] > 0 and saved["segments"]
     again = ToneSTT()
     seen: list[TranscriptionProgress] = []
-    resumed = await Episode.atranscribe(audio, stt=again, chunk_seconds=8, checkpoint=checkpoint,
-                                        progress=seen.append)  # fmt: skip
+    resumed = await Episode.atranscribe(
+        audio, stt=again, chunk_seconds=8, checkpoint=checkpoint, progress=seen.append
+    )
     assert resumed.segments == whole.segments  # the same cuts as an uninterrupted run
     assert again.calls == first.calls - 3  # the 3 pieces done before the failure are kept
     assert seen[0].resumed_from == pytest.approx(saved["done_samples"] / RATE)
@@ -130,8 +146,9 @@ async def test_a_checkpoint_of_other_audio_or_settings_is_refused(tmp_path) -> N
     audio, _ = tone_episode(20, silence_at=None)
     checkpoint = tmp_path / "ep.partial"
     with pytest.raises(BackendError):
-        await Episode.atranscribe(audio, stt=ToneSTT(fail_on_call=2), chunk_seconds=8,
-                                  checkpoint=checkpoint)  # fmt: skip
+        await Episode.atranscribe(
+            audio, stt=ToneSTT(fail_on_call=2), chunk_seconds=8, checkpoint=checkpoint
+        )
     other, _ = tone_episode(21, silence_at=None)
     with pytest.raises(InvalidInputError, match="made from other audio"):
         await Episode.atranscribe(other, stt=ToneSTT(), chunk_seconds=8, checkpoint=checkpoint)

@@ -9,7 +9,7 @@ position (no spoilers), and the context provider that gives it to the persona.
 """
 
 from .bm25 import BM25Index, terms, tokenize
-from .companion import DEFAULT_BUDGET_TOKENS, EpisodeBrief, EpisodeContext
+from .companion import DEFAULT_BUDGET_TOKENS, DEFAULT_PASSAGE_TOKENS, EpisodeBrief, EpisodeContext
 from .episode import Episode
 from .formats import Format
 from .index import Embedder, EpisodeIndex
@@ -21,6 +21,7 @@ from .transcribe import TranscriptionProgress
 __all__ = [
     "CUT_MARGIN_SECONDS",
     "DEFAULT_BUDGET_TOKENS",
+    "DEFAULT_PASSAGE_TOKENS",
     "BM25Index",
     "Embedder",
     "Episode",

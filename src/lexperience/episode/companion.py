@@ -5,7 +5,9 @@ Each turn it gives the LLM two system messages, within a token budget:
 1. what the episode is, where the listener paused, how to answer (cite moments, never reveal
    what comes later, say plainly when the episode has not covered the question yet), and the
    last few minutes before the pause, each line with its timestamp ("[12:31] Tamsin Okoro: ...");
-2. the passages from earlier in the episode that best match the question, with timestamps.
+2. the passages from earlier in the episode that best match the question, with timestamps,
+   unless the recent minutes match it better (a question about what was just said adds
+   nothing, and costs the turn no extra prompt evaluation).
 
 The first message depends only on the position, so it can be evaluated ahead of the question
 (:meth:`EpisodeContext.prime`, when the listener pauses); the second depends on the question.
@@ -29,13 +31,16 @@ from .episode import Episode
 from .segments import Passage, Segment
 from .timecode import format_timestamp
 
-__all__ = ["DEFAULT_BUDGET_TOKENS", "EpisodeBrief", "EpisodeContext"]
+__all__ = ["DEFAULT_BUDGET_TOKENS", "DEFAULT_PASSAGE_TOKENS", "EpisodeBrief", "EpisodeContext"]
 
 log = logging.getLogger(__name__)
 
-#: The default token budget of the episode context: about 0.3 s of prompt evaluation for
-#: SmolLM2-135M on a 2-core CPU per 100 tokens, so kept small (see the Performance page).
+#: The default token budget of the episode context. llama.cpp evaluates SmolLM2-135M's prompt
+#: at ~300 tokens/s on a 2-core CPU, so every 100 tokens cost ~0.35 s before the first word:
+#: kept small (see the Podcast companion guide for the measurements).
 DEFAULT_BUDGET_TOKENS = 360
+#: The default share of it for the passages retrieved per question (see ``passage_tokens``).
+DEFAULT_PASSAGE_TOKENS = 100
 _MIN_PIECE_TOKENS = 12  # a line or passage cut shorter than this is left out
 
 
@@ -70,8 +75,9 @@ class EpisodeContext:
         recent_seconds: how far back the "just before the pause" part reaches.
         passages: the most earlier passages retrieved for the question.
         budget_tokens: the most tokens (estimated, ~4 characters each) of both messages.
-        passage_share: the share of the budget (after the fixed instructions) kept for the
-            retrieved passages; the recent part gets the rest.
+        passage_tokens: the part of the budget kept for the passages retrieved for the
+            question (the second message, the only part a turn has to evaluate after a
+            :meth:`prime`); the instructions and the recent minutes get the rest.
         semantic: rank passages by meaning too (the ``semantic`` extra; see
             :meth:`Episode.use_embeddings`).
 
@@ -86,9 +92,9 @@ class EpisodeContext:
         *,
         position: float = 0.0,
         recent_seconds: float = 120.0,
-        passages: int = 3,
+        passages: int = 2,
         budget_tokens: int = DEFAULT_BUDGET_TOKENS,
-        passage_share: float = 0.5,
+        passage_tokens: int = DEFAULT_PASSAGE_TOKENS,
         semantic: bool = False,
     ) -> None:
         if not isinstance(episode, Episode):
@@ -101,22 +107,30 @@ class EpisodeContext:
             raise ConfigurationError(f"budget_tokens must be an integer, got {budget_tokens!r}")
         if budget_tokens < 64:
             raise ConfigurationError(f"budget_tokens must be at least 64, got {budget_tokens}")
-        if not 0.0 <= passage_share <= 1.0:
-            raise ConfigurationError(f"passage_share must be within 0-1, got {passage_share!r}")
+        if isinstance(passage_tokens, bool) or not isinstance(passage_tokens, int):
+            raise ConfigurationError(f"passage_tokens must be an integer, got {passage_tokens!r}")
+        if not 0 <= passage_tokens < budget_tokens:
+            raise ConfigurationError(
+                f"passage_tokens must be >= 0 and below budget_tokens, got {passage_tokens}"
+            )
         self.episode = episode
         self.recent_seconds = float(recent_seconds)
         self.passages = passages
         self.budget_tokens = budget_tokens
-        self.passage_share = passage_share
+        self.passage_tokens = passage_tokens
         self.semantic = semantic
         self._position = 0.0
         self.position = position
         # the fixed instructions (longest form) plus room for at least one line of transcript
-        needed = estimate_tokens(self._header(episode.length, None) + "You are the host. ") + 24
+        needed = (
+            estimate_tokens(self._header(episode.length, None) + "You are the host. ")
+            + 24
+            + (passage_tokens if passages else 0)
+        )
         if budget_tokens < needed:
             raise ConfigurationError(
                 f"budget_tokens={budget_tokens} is too small for this episode: its "
-                f"instructions alone take ~{needed - 24} tokens; use at least {needed}"
+                f"instructions and the passages take ~{needed - 24} tokens; use at least {needed}"
             )
         #: What the last turn was given (``None`` before the first turn): for UIs that show
         #: the moments the answer drew on.
@@ -167,8 +181,7 @@ class EpisodeContext:
         left = self.budget_tokens - estimate_tokens(header)
         if left < _MIN_PIECE_TOKENS:  # (the constructor makes sure this does not happen)
             return EpisodeBrief(position, (), (), (Message.system(header),))
-        share = self.passage_share if self.passages else 0.0
-        recent_budget = int(left * (1.0 - share))
+        recent_budget = left - (self.passage_tokens if self.passages else 0)
         recent, recent_text = self._recent(position, recent_budget)
         stable = header + ("\n\nJust before the pause:\n" + recent_text if recent_text else "")
         left = self.budget_tokens - estimate_tokens(stable)
@@ -176,12 +189,26 @@ class EpisodeContext:
         passages: list[Passage] = []
         messages = [Message.system(stable)]
         if self.passages and question.strip() and position > 0:
-            found = self.episode.search(question, before=window_start, k=self.passages)
+            found = self._earlier(question, position, window_start)
             head = "Earlier moments that match the question:"
-            body, passages = self._passages(found, left - estimate_tokens(head) - 1)
+            room = min(left, self.passage_tokens) - estimate_tokens(head) - 1
+            body, passages = self._passages(found, room)
             if body:
                 messages.append(Message.system(head + "\n" + body))
         return EpisodeBrief(position, tuple(recent), tuple(passages), tuple(messages))
+
+    def _earlier(self, question: str, position: float, window_start: float) -> list[Passage]:
+        """The best passages from before the recent minutes, ranked over everything heard,
+        down to the first match that lies in the recent minutes: when what was just said
+        matches the question best, it is already in the context and nothing is added."""
+        found: list[Passage] = []
+        for passage in self.episode.search(question, before=position, k=self.passages + 8):
+            if passage.end > window_start:
+                break
+            found.append(passage)
+            if len(found) == self.passages:
+                break
+        return found
 
     async def prime(self, conversation: Any) -> bool:
         """Evaluate the position-dependent part of the context into the LLM's prompt cache now
@@ -293,8 +320,9 @@ class EpisodeContext:
                 room = (budget - used - 1) * 4 - (len(line) - len(text))
                 if room < _MIN_PIECE_TOKENS * 4:
                     break
-                line = self._line(passage.start, passage.speaker,
-                                  text[:room].rsplit(" ", 1)[0] + " …")  # fmt: skip
+                line = self._line(
+                    passage.start, passage.speaker, text[:room].rsplit(" ", 1)[0] + " …"
+                )
                 cost = estimate_tokens(line) + 1
             kept.append(passage)
             lines.append((passage.start, line))

@@ -66,8 +66,9 @@ class Episode(BaseModel):
     @classmethod
     def _normalise(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("segments") is not None:
-            segs = [s if isinstance(s, Segment) else Segment.model_validate(s)
-                    for s in data["segments"]]  # fmt: skip
+            segs = [
+                s if isinstance(s, Segment) else Segment.model_validate(s) for s in data["segments"]
+            ]
             kept = [s for s in segs if s.text.strip()]
             data = {**data, "segments": tuple(sorted(kept, key=lambda s: s.start))}
         return data
@@ -248,9 +249,14 @@ class Episode(BaseModel):
         from .transcribe import transcribe_audio
 
         segments, duration = await transcribe_audio(
-            audio, stt=stt, chunk_seconds=chunk_seconds, language=language, speaker=speaker,
-            checkpoint=checkpoint, progress=progress,
-        )  # fmt: skip
+            audio,
+            stt=stt,
+            chunk_seconds=chunk_seconds,
+            language=language,
+            speaker=speaker,
+            checkpoint=checkpoint,
+            progress=progress,
+        )
         metadata.setdefault("duration", duration)
         if isinstance(audio, (str, os.PathLike)):
             metadata.setdefault("audio", str(audio))
@@ -327,7 +333,8 @@ class Episode(BaseModel):
     def use_embeddings(self, embedder: Embedder | bool | None = True) -> Episode:
         """Rank by meaning as well as by words: ``True`` uses the bundled WordLlama model
         (``pip install "lexperience[semantic]"``), or pass any :class:`Embedder`; ``False``
-        or ``None`` goes back to words only. Passages are embedded now. Returns ``self``."""
+        or ``None`` goes back to words only. Passages are embedded now (if that fails, the
+        search stays as it was). Returns ``self``."""
         if embedder is True:
             from ..backends.wordllama_embedder import WordLlamaEmbedder
 
@@ -335,13 +342,9 @@ class Episode(BaseModel):
         chosen = embedder if isinstance(embedder, Embedder) else None
         if embedder not in (None, False) and chosen is None:
             raise InvalidInputError(f"{type(embedder).__name__} is not an Embedder (embed(texts))")
+        self.index().set_embedder(chosen)  # embeds every passage; raises before any change
         with self._lock:
             self._embedder = chosen
-            index = self._index
-        if index is not None:
-            index.set_embedder(chosen)
-        else:
-            self.index()
         return self
 
     @property

@@ -88,23 +88,37 @@ class EpisodeIndex:
         self.segments = tuple(segments)
         self.spans = group_passages(self.segments, passage_words)
         self.texts = [_join(self.segments[p.first : p.last + 1]) for p in self.spans]
-        speakers = [p.speaker or "" for p in self.spans]
-        # The speaker's name counts as one word of the passage ("what did Tamsin say about...").
-        self.bm25 = BM25Index(
-            [terms(t) + terms(s) for t, s in zip(self.texts, speakers, strict=True)]
-        )
+        # A passage that answers a question is indexed with the question ("When is the city at
+        # its quietest?" / "At ten past four..."), so a listener asking the same thing finds
+        # the answer, not only the host's question. The question was said first, so this never
+        # brings in later text.
+        self.prompts = [""] * len(self.spans)
+        for i in range(1, len(self.spans)):
+            before, this = self.spans[i - 1], self.spans[i]
+            if before.speaker != this.speaker and self.texts[i - 1].rstrip().endswith("?"):
+                self.prompts[i] = self.texts[i - 1]
+        self.bm25 = BM25Index([self._terms(i, t) for i, t in enumerate(self.texts)])
         self.starts = np.array([p.start for p in self.spans], dtype=np.float64)
         self.ends = np.array([p.end for p in self.spans], dtype=np.float64)
         self._embedder: Embedder | None = None
         self._vectors: np.ndarray | None = None
         self._lock = threading.Lock()
 
+    def _terms(self, i: int, text: str) -> list[str]:
+        """What passage ``i`` is indexed by: its words, its speaker's name (one word: "what did
+        Tamsin say about...") and the question it answers, if any."""
+        return terms(text) + terms(self.spans[i].speaker or "") + terms(self.prompts[i])
+
+    def _with_prompt(self, i: int, text: str) -> str:
+        return f"{self.prompts[i]} {text}" if self.prompts[i] else text
+
     # -- semantic ranking ---------------------------------------------------------------------
     def set_embedder(self, embedder: Embedder | None) -> None:
         """Rank by meaning as well as by words (``None`` switches back to words only)."""
         vectors = None
         if embedder is not None and self.texts:
-            vectors = np.asarray(embedder.embed(self.texts), dtype=np.float32)
+            texts = [self._with_prompt(i, t) for i, t in enumerate(self.texts)]
+            vectors = np.asarray(embedder.embed(texts), dtype=np.float32)
             if vectors.shape[0] != len(self.texts):
                 raise ValueError("the embedder returned a wrong number of vectors")
         with self._lock:
@@ -132,10 +146,7 @@ class EpisodeIndex:
                 cut_parts.append(parts)
         cut_texts = [_join(parts) for parts in cut_parts]
         query = terms(question, query=True)
-        extra = [
-            terms(t) + terms(self.spans[p].speaker or "")
-            for t, p in zip(cut_texts, cut_ids, strict=True)
-        ]
+        extra = [self._terms(p, t) for t, p in zip(cut_texts, cut_ids, strict=True)]
         lexical, lexical_cut = self.bm25.score(query, heard, extra)
         # candidates: (score, passage id, is_cut, index into the cut lists)
         depth = max(_FUSION_DEPTH, k)
@@ -149,7 +160,13 @@ class EpisodeIndex:
             q = np.asarray(embedder.embed([question]), dtype=np.float32)[0]
             sims = vectors @ q
             sims_cut = (
-                np.asarray(embedder.embed(cut_texts), dtype=np.float32) @ q
+                np.asarray(
+                    embedder.embed(
+                        [self._with_prompt(p, t) for t, p in zip(cut_texts, cut_ids, strict=True)]
+                    ),
+                    dtype=np.float32,
+                )
+                @ q
                 if cut_texts
                 else np.zeros(0, dtype=np.float32)
             )
@@ -169,10 +186,14 @@ class EpisodeIndex:
                 text, end, truncated = self.texts[pid], span.end, False
             out.append(
                 Passage(
-                    start=span.start, end=min(end, before), speaker=span.speaker, text=text,
-                    score=float(scores[(pid, cut)]), truncated=truncated,
+                    start=span.start,
+                    end=min(end, before),
+                    speaker=span.speaker,
+                    text=text,
+                    score=float(scores[(pid, cut)]),
+                    truncated=truncated,
                 )
-            )  # fmt: skip
+            )
         return out
 
     def _ranking(

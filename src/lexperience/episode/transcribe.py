@@ -100,13 +100,20 @@ async def transcribe_audio(
         done = offset + len(samples)
         pieces += 1
         if file is not None:
-            await asyncio.to_thread(_write_checkpoint, file, fingerprint, chunk_seconds, done,
-                                    segments)  # fmt: skip
+            await asyncio.to_thread(
+                _write_checkpoint, file, fingerprint, chunk_seconds, done, segments
+            )
         if progress is not None:
-            progress(TranscriptionProgress(
-                done=done / RATE, total=total, pieces=pieces, segments=len(segments),
-                resumed_from=resumed, elapsed=time.perf_counter() - started,
-            ))  # fmt: skip
+            progress(
+                TranscriptionProgress(
+                    done=done / RATE,
+                    total=total,
+                    pieces=pieces,
+                    segments=len(segments),
+                    resumed_from=resumed,
+                    elapsed=time.perf_counter() - started,
+                )
+            )
     if done == 0:
         raise InvalidInputError("the episode audio holds no samples")
     if file is not None:
