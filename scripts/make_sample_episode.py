@@ -5,7 +5,9 @@ Signals": host Wren Calloway, guest Tamsin Okoro), speaks it sentence by sentenc
 
 * ``slow-signals-12.ogg``: the audio, 16 kHz mono Opus at 24 kbit/s (small enough to commit);
 * ``slow-signals-12.vtt``: the transcript with real cue timings and ``<v Speaker>`` tags;
-* ``slow-signals-12.json``: the same as an :class:`~lexperience.Episode` with its metadata.
+* ``slow-signals-12.json``: the same as an :class:`~lexperience.Episode` with its metadata;
+* ``question.wav``: a listener's spoken question about it (16 kHz mono WAV), for
+  ``lexperience reply --episode ... --at ...``.
 
 Both voices are the bundled Piper voice (en_US-joe-medium); the guest's is raised in pitch (the
 audio is resampled as if played faster, with Piper speaking slower to keep the pace), so the
@@ -32,6 +34,7 @@ from lexperience.episode import Episode, Segment
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = ROOT / "examples" / "episode"
 RATE = 16_000
+QUESTION = "What did Tamsin say about the storm drain?"
 GUEST_PITCH = 1.18  # the guest's voice, this much higher
 SENTENCE_GAP, TURN_GAP = 0.25, 0.6  # seconds of silence
 
@@ -103,6 +106,13 @@ async def build(dialogue: Path) -> tuple[Episode, Audio]:
     return episode, audio
 
 
+async def speak_question(text: str) -> Audio:
+    tts = PiperTTS(with_visemes=False, noise_scale=0.0, noise_w_scale=0.0)
+    await tts.aopen()
+    pad = Audio.silence(0.25, RATE)
+    return Audio.concatenate([pad, await speak(tts, text, 1.0), pad])
+
+
 def write_opus(audio: Audio, path: Path, bitrate: int = 24_000) -> None:
     import av
 
@@ -133,9 +143,12 @@ def main() -> None:
     write_opus(audio, ogg)
     vtt = episode.save(args.out / "slow-signals-12.vtt")
     js = episode.save(args.out / "slow-signals-12.json")
+    question = asyncio.run(speak_question(QUESTION))
+    wav = question.save(args.out / "question.wav")
+    (args.out / "question.txt").write_text(QUESTION + "\n", encoding="utf-8")
     print(
         f"wrote {ogg} ({audio.duration:.1f} s, {ogg.stat().st_size // 1024} KiB), {vtt}, {js}: "
-        f"{len(episode)} segments"
+        f"{len(episode)} segments; {wav} ({question.duration:.1f} s)"
     )
 
 

@@ -72,9 +72,16 @@ def describe_context(ctx: EpisodeContext, out: TextIO) -> None:
     brief = ctx.last
     if brief is None:
         return
+    since = f"from {format_timestamp(brief.recent[0].start)} " if brief.recent else ""
+    print(
+        f"  episode context: the transcript {since}up to the pause at "
+        f"{format_timestamp(brief.position)}, ~{brief.tokens} tokens",
+        file=out,
+    )
     for passage in sorted(brief.passages, key=lambda p: p.start):
         who = passage.speaker or "Speaker"
-        print(f"  drew on [{passage.timestamp}] {who}: {passage.text[:70]}…", file=out)
+        text = passage.text if len(passage.text) <= 70 else passage.text[:69] + "…"
+        print(f"  drew on [{passage.timestamp}] {who}: {text}", file=out)
 
 
 def add_episode_parser(sub: Any) -> None:

@@ -226,3 +226,18 @@ def test_timestamps() -> None:
     assert format_timestamp(754.9) == "12:34"  # floor: never a moment not yet reached
     assert format_timestamp(3723.5) == "1:02:03"
     assert format_timestamp(3723.5, precise=True) == "01:02:03.500"
+
+
+def test_words_of_other_scripts_and_languages_are_searchable() -> None:
+    from lexperience.episode import terms
+
+    assert terms("Café Ölmühle — naïve", language="de") == ["café", "ölmühle", "naïve"]
+    assert terms("the recordings were recorded") == ["record", "record"]
+    ep = Episode(
+        language="fr",
+        segments=[
+            Segment(start=0, end=3, text="Le vieux moulin chante la nuit", speaker="Wren Calloway"),
+            Segment(start=4, end=8, text="La fonderie garde sa dernière cloche"),
+        ],
+    )
+    assert [p.start for p in ep.search("Où est la dernière cloche ?", before=10, k=1)] == [4.0]

@@ -52,7 +52,7 @@ discuss discussed bit part minute minutes moment
 """
 _QUERY_STOP = frozenset(_POINTERS.split())
 
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")  # letters and digits of any script
 
 
 def tokenize(text: str) -> list[str]:
@@ -60,10 +60,14 @@ def tokenize(text: str) -> list[str]:
     return _WORD.findall(text.lower().replace("’", "'"))
 
 
-def terms(text: str, *, query: bool = False) -> list[str]:
-    """The stems of ``text``'s words that carry meaning (stop words removed)."""
+def terms(text: str, *, query: bool = False, language: str = "en") -> list[str]:
+    """The stems of ``text``'s words that carry meaning (stop words removed). Stemming and stop
+    words are English; for another ``language`` the lower-case words are used as they are."""
+    words = tokenize(text)
+    if language != "en":
+        return words
     out = []
-    for word in tokenize(text):
+    for word in words:
         if word in STOP_WORDS or (query and word in _QUERY_STOP):
             continue
         if word.endswith("'s"):

@@ -324,7 +324,7 @@ class Episode(BaseModel):
         """The search index (built at the first search; call it ahead to build it early)."""
         with self._lock:
             if self._index is None:
-                index = EpisodeIndex(self.segments)
+                index = EpisodeIndex(self.segments, language=self.language)
                 if self._embedder is not None:
                     index.set_embedder(self._embedder)
                 self._index = index

@@ -84,8 +84,11 @@ def _join(segments: Sequence[Segment]) -> str:
 class EpisodeIndex:
     """The search structures of one episode (built once; searching is thread-safe)."""
 
-    def __init__(self, segments: Sequence[Segment], *, passage_words: int = 60) -> None:
+    def __init__(
+        self, segments: Sequence[Segment], *, passage_words: int = 60, language: str = "en"
+    ) -> None:
         self.segments = tuple(segments)
+        self.language = language
         self.spans = group_passages(self.segments, passage_words)
         self.texts = [_join(self.segments[p.first : p.last + 1]) for p in self.spans]
         # A passage that answers a question is indexed with the question ("When is the city at
@@ -107,7 +110,12 @@ class EpisodeIndex:
     def _terms(self, i: int, text: str) -> list[str]:
         """What passage ``i`` is indexed by: its words, its speaker's name (one word: "what did
         Tamsin say about...") and the question it answers, if any."""
-        return terms(text) + terms(self.spans[i].speaker or "") + terms(self.prompts[i])
+        lang = self.language
+        return (
+            terms(text, language=lang)
+            + terms(self.spans[i].speaker or "", language=lang)
+            + terms(self.prompts[i], language=lang)
+        )
 
     def _with_prompt(self, i: int, text: str) -> str:
         return f"{self.prompts[i]} {text}" if self.prompts[i] else text
@@ -145,7 +153,7 @@ class EpisodeIndex:
                 cut_ids.append(int(p))
                 cut_parts.append(parts)
         cut_texts = [_join(parts) for parts in cut_parts]
-        query = terms(question, query=True)
+        query = terms(question, query=True, language=self.language)
         extra = [self._terms(p, t) for t, p in zip(cut_texts, cut_ids, strict=True)]
         lexical, lexical_cut = self.bm25.score(query, heard, extra)
         # candidates: (score, passage id, is_cut, index into the cut lists)
