@@ -188,7 +188,18 @@ def bench_search(syn: Any, queries: int) -> dict[str, Any]:
             started = time.perf_counter()
             ep.search(question, before=before, k=5)
             times.append((time.perf_counter() - started) * 1000)
-        out[mode] = {"latency_ms": stats(times), "recall_at_5": recall(syn)}
+        ctx = EpisodeContext(ep)
+        briefs = []
+        for question, before in asked:
+            ctx.position = before
+            started = time.perf_counter()
+            ctx.brief(question)
+            briefs.append((time.perf_counter() - started) * 1000)
+        out[mode] = {
+            "latency_ms": stats(times),
+            "context_ms": stats(briefs),
+            "recall_at_5": recall(syn),
+        }
     ep.use_embeddings(False)
     return out
 
@@ -327,11 +338,16 @@ def report(data: dict[str, Any]) -> None:
             f"embed passages:        median {ix['embed_passages_s']['median'] * 1000:8.1f} ms "
             f"(model load {ix['embedder_load_s'] * 1000:.0f} ms, once)"
         )
-    print(f"\n{'search':<10}{'p50 ms':>9}{'p95 ms':>9}   recall@5 (question / paraphrase / hard)")
+    print(
+        f"\n{'search':<10}{'p50 ms':>9}{'p95 ms':>9}{'context p50/p95 ms':>22}   "
+        "recall@5 (question / paraphrase / hard)"
+    )
     for mode, s in data["search"].items():
         r = s["recall_at_5"]
+        c = s["context_ms"]
         print(
-            f"{mode:<10}{s['latency_ms']['median']:>9.3f}{s['latency_ms']['p95']:>9.3f}   "
+            f"{mode:<10}{s['latency_ms']['median']:>9.3f}{s['latency_ms']['p95']:>9.3f}"
+            f"{c['median']:>13.2f} / {c['p95']:<6.2f}   "
             f"{r['question']} / {r['paraphrase']} / {r['hard paraphrase']}"
         )
     z = data["zipf"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -256,7 +256,7 @@ class EpisodeContext:
             f"{you}The listener is playing {what} and paused at {at} of "
             f"{format_timestamp(ep.length)} to ask you something."
         )
-        if position <= 0 or not ep.heard(position):
+        if not any(seg.cut(position) for seg in _started(ep.segments, position)):
             return (
                 f"{first} Nothing has been said yet: if the question is about the episode, say "
                 "plainly that it has not covered that yet."
@@ -332,3 +332,11 @@ class EpisodeContext:
 
     def _line(self, start: float, speaker: str | None, text: str) -> str:
         return f"[{format_timestamp(start)}] {self._label(speaker)}: {text}"
+
+
+def _started(segments: Sequence[Segment], position: float) -> Iterator[Segment]:
+    """The segments that start before ``position`` (they are sorted by start)."""
+    for seg in segments:
+        if seg.start >= position:
+            return
+        yield seg

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,26 +94,28 @@ async def transcribe_audio(
     resumed = done / RATE
     started = time.perf_counter()
     pieces = 0
-    async for offset, samples in _pieces(source, chunk_seconds, skip=done):
-        found = await _transcribe_piece(stt, samples, offset / RATE, language, speaker)
-        segments.extend(found)
-        done = offset + len(samples)
-        pieces += 1
-        if file is not None:
-            await asyncio.to_thread(
-                _write_checkpoint, file, fingerprint, chunk_seconds, done, segments
-            )
-        if progress is not None:
-            progress(
-                TranscriptionProgress(
-                    done=done / RATE,
-                    total=total,
-                    pieces=pieces,
-                    segments=len(segments),
-                    resumed_from=resumed,
-                    elapsed=time.perf_counter() - started,
+    pieces_stream = _pieces(source, chunk_seconds, skip=done)
+    async with contextlib.aclosing(pieces_stream) as stream:
+        async for offset, samples in stream:
+            found = await _transcribe_piece(stt, samples, offset / RATE, language, speaker)
+            segments.extend(found)
+            done = offset + len(samples)
+            pieces += 1
+            if file is not None:
+                await asyncio.to_thread(
+                    _write_checkpoint, file, fingerprint, chunk_seconds, done, segments
                 )
-            )
+            if progress is not None:
+                progress(
+                    TranscriptionProgress(
+                        done=done / RATE,
+                        total=total,
+                        pieces=pieces,
+                        segments=len(segments),
+                        resumed_from=resumed,
+                        elapsed=time.perf_counter() - started,
+                    )
+                )
     if done == 0:
         raise InvalidInputError("the episode audio holds no samples")
     if file is not None:
@@ -124,8 +126,9 @@ async def transcribe_audio(
 
 async def _pieces(
     source: AudioStream, chunk_seconds: float, *, skip: int
-) -> Any:  # AsyncIterator[tuple[int, np.ndarray]]
-    """Pieces from the decoder (a blocking iterator, advanced in a worker thread)."""
+) -> AsyncGenerator[tuple[int, np.ndarray], None]:
+    """Pieces from the decoder (a blocking iterator, advanced in a worker thread), from sample
+    ``skip`` on."""
     blocks = source.blocks()
     chunker = Chunker(chunk_seconds, offset=skip)
     seen = 0
@@ -153,7 +156,9 @@ async def _pieces(
     finally:
         close = getattr(blocks, "close", None)
         if close is not None:
-            close()
+            # ValueError: cancelled while a worker thread still advances it; it ends with it
+            with contextlib.suppress(ValueError):
+                close()
 
 
 async def _transcribe_piece(
