@@ -9,6 +9,7 @@ import logging as _logging
 from ._version import __version__
 from .context import ContextProvider, StaticContext, TurnContext
 from .conversation import Conversation, UserInput
+from .episode import Episode, EpisodeContext, Passage, Segment
 from .errors import (
     AuthenticationError,
     BackendError,
@@ -66,6 +67,8 @@ __all__ = [
     "Conversation",
     "ConversationBusyError",
     "EncodedVideo",
+    "Episode",
+    "EpisodeContext",
     "ErrorEvent",
     "Event",
     "FrameFilter",
@@ -77,9 +80,11 @@ __all__ = [
     "MissingCredentialsError",
     "MissingDependencyError",
     "PartialTranscript",
+    "Passage",
     "Persona",
     "RateLimitError",
     "Reply",
+    "Segment",
     "SentenceEvent",
     "StaticContext",
     "StreamingSTT",

@@ -2,6 +2,9 @@
 
 Commands:
     lexperience reply QUESTION.wav -o OUT/     answer a recorded question (or --text "...")
+    lexperience reply --episode EP.vtt --at 12:34 QUESTION.wav   ask the host about an episode
+    lexperience episode transcribe AUDIO -o EP.json              transcribe an episode
+    lexperience episode search EP.json --at 12:34 "..."          what the companion retrieves
     lexperience backends                       list backends, whether installed, keys set
     lexperience serve [--workers N]            the HTTP + WebSocket service
 
@@ -25,6 +28,13 @@ from typing import Any, TextIO
 
 from . import registry
 from ._version import __version__
+from .cli_episode import (
+    add_episode_parser,
+    add_reply_options,
+    describe_context,
+    episode_context,
+    run_episode,
+)
 from .cli_serve import add_serve_parser, run_serve
 from .config import BackendConfig, Settings
 from .conversation import Conversation
@@ -81,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     reply.add_argument("--json", action="store_true", help="print reply.json to stdout at the end")
     reply.add_argument("-q", "--quiet", action="store_true", help="print only the result lines")
+    add_reply_options(reply)
+    add_episode_parser(sub)
 
     backends = sub.add_parser(
         "backends",
@@ -122,13 +134,17 @@ async def _run_reply(args: argparse.Namespace, out: TextIO, err: TextIO) -> Repl
     persona: Persona = settings.load_persona()
     if not args.quiet:
         print(f"lexperience {__version__}: loading backends…", file=err)
-    conv: Conversation = settings.build(persona=persona)
+    ctx = episode_context(args)
+    conv: Conversation = settings.build(persona=persona, context=[ctx] if ctx else [])
     question: Audio | str = (
         args.text
         if args.text is not None
         else Audio.load(args.audio, max_seconds=settings.turn.max_input_seconds)
     )
     async with conv:
+        if ctx is not None:
+            # the listener paused here: evaluate the episode context while they ask
+            await ctx.prime(conv)
         reply: Reply | None = None
         async with contextlib.aclosing(conv.stream(question, encode_video=True)) as events:
             async for event in events:
@@ -145,6 +161,8 @@ async def _run_reply(args: argparse.Namespace, out: TextIO, err: TextIO) -> Repl
     if args.text is not None:
         print(f"You: {reply.user_text}", file=out)
     print(f"{persona.name}: {reply.text}", file=out)
+    if ctx is not None and not args.quiet:
+        describe_context(ctx, err)
     saved = reply.save(args.out, watermark_tag=True)
     for path in (saved.mp4, saved.wav, saved.json_path):
         if path is not None:
@@ -202,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_run_reply(args, out, err))
         elif args.command == "serve":
             run_serve(args)
+        elif args.command == "episode":
+            asyncio.run(run_episode(args, out, err))
         return EXIT_OK
     except _UsageError as exc:
         parser.error(str(exc))  # exits with 2

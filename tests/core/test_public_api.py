@@ -9,9 +9,11 @@ from lexperience import errors
 EXPECTED = {
     "DEFAULT_PERSONA", "LLM", "STT", "TTS", "Audio", "AudioChunk", "AudioEvent",
     "AuthenticationError", "Avatar", "BackendError", "BackendTimeoutError", "ConfigurationError",
-    "ContextProvider", "Conversation", "ConversationBusyError", "ErrorEvent", "Event", "HookError",
+    "ContextProvider", "Conversation", "ConversationBusyError", "Episode", "EpisodeContext",
+    "ErrorEvent", "Event", "HookError",
     "Hooks", "InvalidInputError", "LexperienceError", "Message", "MissingCredentialsError",
-    "MissingDependencyError", "Persona", "RateLimitError", "Reply", "SentenceEvent",
+    "MissingDependencyError", "Passage", "Persona", "RateLimitError", "Reply", "Segment",
+    "SentenceEvent",
     "StaticContext", "TextDelta", "Transcript", "TranscriptEvent", "TurnCancelledError",
     "TurnContext", "TurnDone", "TurnInterrupted", "TurnMetrics", "TurnOptions", "TurnStarted",
     "UserInput", "VideoEvent", "VideoFrame", "VisemeCue", "Watermark", "Word", "__version__",
