@@ -20,7 +20,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --progress-bar off -e ".[all,test,docs,bench]"
+	$(BIN)/python -m pip install --quiet --progress-bar off -e ".[all,dreamtalk,test,docs,bench]"
 	touch $(STAMP)
 
 demo: $(STAMP)
