@@ -10,7 +10,8 @@ and fp32 on CUDA; fp32 only on the CPU). Per combination it reports the median o
 * first clip: seconds from the start of ``animate`` to the first frame;
 * reply: seconds until the last frame; frames/s: frames per second of wall time; x realtime:
   speech seconds per wall second (above 1: faster than it is spoken);
-* GPU peak: the most GPU memory PyTorch allocated during a reply (CUDA only).
+* GPU peak: the most GPU memory PyTorch allocated during a reply (CUDA only);
+* the split of a reply's time: wav2vec2 features, DDIM sampling, rendering.
 
 Three setups:
 
@@ -96,8 +97,9 @@ async def _feed(chunks: Sequence[AudioChunk]) -> AsyncIterator[AudioChunk]:
 
 async def one_reply(avatar: DreamTalkAvatar, chunks: Sequence[AudioChunk]) -> dict[str, float]:
     models = avatar.models
-    if models is not None:
-        models.peak_memory(reset=True)
+    assert models is not None
+    models.peak_memory(reset=True)
+    before = dict(models.seconds)
     start = time.perf_counter()
     first: float | None = None
     frames = 0
@@ -114,7 +116,9 @@ async def one_reply(avatar: DreamTalkAvatar, chunks: Sequence[AudioChunk]) -> di
         "frames_per_s": frames / total,
         "x_realtime": seconds / total,
     }
-    peak = avatar.models.peak_memory() if avatar.models is not None else None
+    for step in ("features", "sample", "render"):  # where the time went
+        row[f"{step}_s"] = models.seconds[step] - before.get(step, 0.0)
+    peak = models.peak_memory()
     if peak is not None:
         row["gpu_peak_mib"] = peak / 2**20
     return row
@@ -235,7 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     print(f"{LABELS[setup]}\ndevice {device}, {seconds:.1f} s of speech per reply, "
           f"median of {args.runs} runs after {args.warmup} warm-up\n")  # fmt: skip
-    header = f"{'steps':>5} {'prec':>5} {'load s':>7} {'first clip s':>12} {'reply s':>8} {'frames/s':>9} {'x realtime':>10} {'GPU MiB':>8}"
+    header = (
+        f"{'steps':>5} {'prec':>5} {'load s':>7} {'first clip s':>12} {'reply s':>8} "
+        f"{'frames/s':>9} {'x realtime':>10} {'GPU MiB':>8}   wav2vec2 / DDIM / render s"
+    )
     print(header)
     for precision in precisions:
         fp16 = precision == "fp16"
@@ -254,8 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "runs": rows}  # fmt: skip
             results.append(row)
             gpu = f"{row['gpu_peak_mib']:8.0f}" if "gpu_peak_mib" in row else f"{'-':>8}"
+            split = f"{row['features_s']:.2f} / {row['sample_s']:.2f} / {row['render_s']:.2f}"
             print(f"{steps:5d} {precision:>5} {load:7.2f} {row['first_clip_s']:12.2f} "
-                  f"{row['reply_s']:8.2f} {row['frames_per_s']:9.1f} {row['x_realtime']:10.2f} {gpu}")  # fmt: skip
+                  f"{row['reply_s']:8.2f} {row['frames_per_s']:9.1f} {row['x_realtime']:10.2f} "
+                  f"{gpu}   {split}")  # fmt: skip
     data_out = {
         "benchmark": "dreamtalk",
         "setup": setup,

@@ -35,4 +35,6 @@ def test_the_benchmark_runs_on_the_standin(tmp_path: Path, capsys: object) -> No
         assert row["frames"] == round(data["speech_s"] * 25)
         assert 0 < row["first_clip_s"] <= row["reply_s"]
         assert {"load_s", "frames_per_s", "x_realtime", "runs"} <= set(row)
+        assert row["features_s"] > 0 and row["sample_s"] > 0 and row["render_s"] > 0
+        assert row["features_s"] + row["sample_s"] + row["render_s"] <= row["reply_s"]
         assert "gpu_peak_mib" not in row  # the CPU has none

@@ -18,8 +18,8 @@ from dreamtalk_standin import StandinAudioEncoder, StandinSetup, write_pose, wri
 
 from lexperience import registry
 from lexperience.backends._dreamtalk_checkout import Checkout, import_checkout, locate_checkout
-from lexperience.backends._dreamtalk_engine import resolve_device
 from lexperience.backends._dreamtalk_inputs import STILL_POSE, read_pose, read_style_clip
+from lexperience.backends._dreamtalk_torch import resolve_device
 from lexperience.backends.dreamtalk_avatar import DreamTalkAvatar
 from lexperience.conversation import build_backend
 from lexperience.errors import ConfigurationError, InvalidInputError

@@ -21,7 +21,7 @@ from dreamtalk_standin import StandinSetup, stripes, write_style
 from dreamtalk_support import RATE, chunks_of, collect, gated, stream, tone
 
 from lexperience import Conversation
-from lexperience.backends import dreamtalk_avatar
+from lexperience.backends import _dreamtalk_inputs
 from lexperience.backends._dreamtalk_timeline import pose_indices
 from lexperience.errors import BackendError, InvalidInputError
 from lexperience.media import AudioChunk
@@ -159,13 +159,13 @@ async def test_a_second_reply_does_no_per_portrait_or_per_style_work(
     make_avatar: Any, astronaut: np.ndarray, standin: StandinSetup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     crops: list[str] = []
-    real_crop = dreamtalk_avatar.crop_portrait
+    real_crop = _dreamtalk_inputs.crop_portrait
 
     def counting(*args: Any, **kwargs: Any) -> np.ndarray:
         crops.append(kwargs["name"])
         return real_crop(*args, **kwargs)
 
-    monkeypatch.setattr(dreamtalk_avatar, "crop_portrait", counting)
+    monkeypatch.setattr(_dreamtalk_inputs, "crop_portrait", counting)
     portrait = np.ascontiguousarray(astronaut[:, ::-1])  # a portrait no other test used
     a = make_avatar(portrait=portrait)
     chunks = chunks_of(tone(0.6), RATE, size=8000)
@@ -254,6 +254,13 @@ async def test_other_model_failures_are_backend_errors(
     with pytest.raises(BackendError, match=r"rendering .*shape mismatch") as info:
         await collect(avatar, chunks_of(tone(0.5), RATE, size=8000))
     assert isinstance(info.value.__cause__, RuntimeError)
+
+    def no_ram(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB")
+
+    monkeypatch.setattr(avatar.models.renderer, "forward", no_ram)
+    with pytest.raises(BackendError, match=r"out of memory .* on the CPU: use shorter chunks"):
+        await collect(avatar, chunks_of(tone(0.5), RATE, size=8000))
 
 
 async def test_bad_input_and_a_failing_source(make_avatar: Any) -> None:

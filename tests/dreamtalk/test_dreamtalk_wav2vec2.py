@@ -12,7 +12,7 @@ import pytest
 import torch
 from dreamtalk_support import RATE, chunks_of, collect, tone
 
-from lexperience.backends._dreamtalk_engine import Wav2Vec2Encoder
+from lexperience.backends._dreamtalk_torch import Wav2Vec2Encoder
 from lexperience.errors import ConfigurationError
 
 transformers = pytest.importorskip("transformers", reason='wav2vec2 needs "lexperience[dreamtalk]"')

@@ -20,12 +20,13 @@ import contextlib
 import logging
 import math
 import threading
+import time
 import weakref
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
@@ -42,17 +43,9 @@ from ._dreamtalk_checkpoints import (
     read_checkpoint,
 )
 from ._dreamtalk_timeline import ddim_timesteps
+from ._dreamtalk_torch import AudioEncoder, autocast, torch_module
 
-__all__ = [
-    "AudioEncoder",
-    "ModelKey",
-    "Models",
-    "Stopped",
-    "Wav2Vec2Encoder",
-    "get_models",
-    "resolve_device",
-    "torch_module",
-]
+__all__ = ["ModelKey", "Models", "Stopped", "get_models"]
 
 log = logging.getLogger(__name__)
 
@@ -61,114 +54,6 @@ _CACHE = 8  # style codes / portrait tensors kept per Models
 
 class Stopped(Exception):
     """The reply was abandoned: the worker stops at the next step."""
-
-
-@runtime_checkable
-class AudioEncoder(Protocol):
-    """What DreamTalk's content encoder reads: ``dim``-wide audio features at 50 Hz.
-
-    ``encoder(samples)`` takes mono float32 samples at ``sample_rate`` and returns a
-    ``(frames, dim)`` array, one row per 20 ms (wav2vec2's hop of 320 samples at 16 kHz).
-    """
-
-    sample_rate: int
-    dim: int
-
-    def __call__(self, samples: np.ndarray) -> np.ndarray: ...
-
-
-def torch_module() -> Any:
-    """PyTorch, or :class:`MissingDependencyError` naming the ``dreamtalk`` extra."""
-    return require("torch", "dreamtalk", feature="the dreamtalk avatar (PyTorch)")
-
-
-def resolve_device(torch: Any, device: str, fp16: bool | None) -> tuple[str, bool]:
-    """``(device, fp16)`` after checking them against this PyTorch build."""
-    cuda = bool(torch.cuda.is_available())
-    if device == "auto":
-        device = "cuda" if cuda else "cpu"
-        if not cuda:
-            log.warning(
-                "dreamtalk: no CUDA GPU is visible to PyTorch; running on the CPU, which is "
-                "fine for checking a setup but far too slow for live replies"
-            )
-    if device.startswith("cuda"):
-        if not cuda:
-            build = getattr(getattr(torch, "version", None), "cuda", None)
-            why = (
-                f"this PyTorch ({torch.__version__}) is a CPU-only build: install a CUDA build "
-                "(https://pytorch.org/get-started/locally/)"
-                if not build
-                else f"PyTorch {torch.__version__} (CUDA {build}) finds no usable GPU: check the "
-                "driver (nvidia-smi) and CUDA_VISIBLE_DEVICES"
-            )
-            raise ConfigurationError(f'device="{device}" but {why}; or pass device="cpu"')
-        _, _, index = device.partition(":")
-        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise ConfigurationError(
-                f'device="{device}": there are {torch.cuda.device_count()} CUDA devices'
-            )
-    else:
-        try:
-            torch.device(device)
-        except (RuntimeError, ValueError) as exc:
-            raise ConfigurationError(f"device={device!r} is not a PyTorch device: {exc}") from exc
-    is_cuda = device.startswith("cuda")
-    if fp16 is None:
-        fp16 = is_cuda
-    elif fp16 and not is_cuda:
-        raise ConfigurationError("fp16=True needs a CUDA device; on the CPU it runs in fp32")
-    return device, bool(fp16)
-
-
-class Wav2Vec2Encoder:
-    """wav2vec2 features from a local copy of ``jonatasgrosman/wav2vec2-large-xlsr-53-english``
-    (read with ``transformers``; never downloaded)."""
-
-    sample_rate = 16_000
-
-    def __init__(self, directory: Path, *, torch: Any, device: str, fp16: bool) -> None:
-        directory = Path(directory).expanduser()
-        if not (directory / "config.json").is_file():
-            raise ConfigurationError(
-                f"no wav2vec2 model in {directory} (config.json missing): put a local copy of "
-                "jonatasgrosman/wav2vec2-large-xlsr-53-english there, or pass wav2vec2=... "
-                "(see docs/backends/dreamtalk.md)"
-            )
-        weights = ("model.safetensors", "pytorch_model.bin")
-        if not any((directory / w).is_file() for w in weights):
-            raise ConfigurationError(
-                f"{directory} has no wav2vec2 weights ({' or '.join(weights)})"
-            )
-        transformers = require("transformers", "dreamtalk", feature="wav2vec2 audio features")
-        try:
-            self._extractor = transformers.Wav2Vec2FeatureExtractor.from_pretrained(
-                str(directory), local_files_only=True
-            )
-            model = transformers.Wav2Vec2Model.from_pretrained(
-                str(directory), local_files_only=True
-            )
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(f"cannot load wav2vec2 from {directory}: {exc}") from exc
-        self._model = model.eval().to(device)
-        self._model.requires_grad_(False)
-        self._torch = torch
-        self._device = device
-        self._fp16 = fp16
-        self.dim = int(model.config.hidden_size)
-
-    def __call__(self, samples: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        inputs = self._extractor(samples, sampling_rate=self.sample_rate, return_tensors="pt")
-        with torch.inference_mode(), _autocast(torch, self._device, self._fp16):
-            hidden = self._model(inputs.input_values.to(self._device)).last_hidden_state[0]
-        return np.asarray(hidden.float().cpu().numpy(), dtype=np.float32)
-
-
-def _autocast(torch: Any, device: str, fp16: bool) -> Any:
-    if not fp16:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda", dtype=torch.float16)
 
 
 @dataclass(frozen=True)
@@ -208,7 +93,8 @@ class Models:
         self.device = device
         self.fp16 = fp16
         self.lock = threading.Lock()  # one chunk step at a time on the device
-        self.counts: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()  # calls per step: features, sample, render, ...
+        self.seconds: defaultdict[str, float] = defaultdict(float)  # wall seconds per step
         cfg = modules.get_cfg_defaults()
         try:
             layout = DenoisingLayout(
@@ -288,6 +174,15 @@ class Models:
 
     # -- errors ---------------------------------------------------------------------------------
     @contextlib.contextmanager
+    def _timed(self, step: str) -> Iterator[None]:
+        self.counts[step] += 1
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[step] += time.perf_counter() - start
+
+    @contextlib.contextmanager
     def guard(self, what: str) -> Iterator[None]:
         """Inference mode, autocast, and DreamTalk's failures as :class:`BackendError`."""
         torch = self.torch
@@ -300,18 +195,27 @@ class Models:
             if isinstance(t, type)
         )
         try:
-            with torch.inference_mode(), _autocast(torch, self.device, self.fp16):
+            with torch.inference_mode(), autocast(torch, self.device, self.fp16):
                 yield
         except (Stopped, LexperienceError):
             raise
         except Exception as exc:
-            if (oom and isinstance(exc, oom)) or "out of memory" in str(exc).lower():
+            text = str(exc).lower()
+            if (oom and isinstance(exc, oom)) or "out of memory" in text:
                 if self.device.startswith("cuda"):
                     torch.cuda.empty_cache()
                 raise BackendError(
                     f"the GPU ran out of memory while {what}. Use fewer DDIM steps "
                     "(ddim_steps=5), fp16=True, a smaller render_batch, shorter chunks "
                     "(max_chunk_seconds), or free GPU memory used by other processes",
+                    backend="dreamtalk",
+                    stage="avatar",
+                    retryable=False,
+                ) from exc
+            if "can't allocate memory" in text:  # the CPU allocator
+                raise BackendError(
+                    f"out of memory while {what} on the CPU: use shorter chunks "
+                    "(max_chunk_seconds) or a smaller render_batch",
                     backend="dreamtalk",
                     stage="avatar",
                     retryable=False,
@@ -374,8 +278,7 @@ class Models:
     # -- one chunk ------------------------------------------------------------------------------
     def features(self, samples: np.ndarray) -> np.ndarray:
         """50 Hz audio features of mono ``samples`` at the encoder's rate."""
-        self.counts["features"] += 1
-        with self.guard("computing wav2vec2 features"):
+        with self._timed("features"), self.guard("computing wav2vec2 features"):
             feats = np.asarray(self.encoder(samples), dtype=np.float32)
         if feats.ndim != 2 or feats.shape[1] != self.layout.audio_dim:
             raise BackendError(
@@ -403,8 +306,7 @@ class Models:
         timesteps = ddim_timesteps(self.num_steps, steps)
         previous = np.concatenate([[0], timesteps[:-1]])
         guided = cfg_scale != 1.0
-        self.counts["sample"] += 1
-        with self.guard(f"sampling {n} frames"):
+        with self._timed("sample"), self.guard(f"sampling {n} frames"):
             audio = self._tensor(windows[None])
             x = self._tensor(noise[None]).float()
             codes = code
@@ -439,8 +341,7 @@ class Models:
         n = int(driving.shape[0])
         if driving.shape[1] != COEFF_NC:
             raise ValueError(f"driving coefficients must be (n, {COEFF_NC}, window)")
-        self.counts["render"] += 1
-        with self.guard(f"rendering {n} frames"):
+        with self._timed("render"), self.guard(f"rendering {n} frames"):
             out = self.renderer(source.expand(n, -1, -1, -1), self._tensor(driving))["fake_image"]
             pixels = ((out.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
             return np.ascontiguousarray(pixels.permute(0, 2, 3, 1).cpu().numpy())

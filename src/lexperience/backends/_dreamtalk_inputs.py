@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -26,7 +28,7 @@ import numpy as np
 from .._optional import require
 from ..errors import ConfigurationError, InvalidInputError
 from ..render.face import Box, find_face
-from ..render.image import cv2_module
+from ..render.image import ImageSource, cv2_module, load_image
 
 __all__ = [
     "CROP_SIZE",
@@ -36,6 +38,7 @@ __all__ = [
     "StyleSource",
     "crop_portrait",
     "digest",
+    "portrait_crop",
     "read_pose",
     "read_style_clip",
     "style_inputs",
@@ -217,3 +220,42 @@ def crop_portrait(
     size = image.shape[0]
     interp = cv2.INTER_AREA if size > CROP_SIZE else cv2.INTER_CUBIC
     return np.ascontiguousarray(cv2.resize(image, (CROP_SIZE, CROP_SIZE), interpolation=interp))
+
+
+_crops: OrderedDict[str, np.ndarray] = OrderedDict()
+_crops_lock = threading.Lock()
+_CROP_CACHE = 8
+
+
+def _portrait_key(portrait: ImageSource) -> str:
+    if isinstance(portrait, (str, os.PathLike)):
+        path = Path(portrait).expanduser()
+        try:
+            st = path.stat()
+        except OSError:
+            raise InvalidInputError(f"portrait image not found: {path}") from None
+        return digest("path", str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if isinstance(portrait, (bytes, bytearray, np.ndarray)):
+        return digest("data", portrait)
+    raise InvalidInputError(
+        f"cannot use a {type(portrait).__name__} as a portrait; pass a path, bytes or an RGB array"
+    )
+
+
+def portrait_crop(
+    portrait: ImageSource, crop: bool, detector: FaceDetector
+) -> tuple[str, np.ndarray]:
+    """``(key, 256x256 crop)``, cropped once per portrait (LRU of 8, shared by all avatars)."""
+    key = digest(_portrait_key(portrait), crop, detector)
+    with _crops_lock:
+        if key in _crops:
+            _crops.move_to_end(key)
+            return key, _crops[key]
+    image, name = load_image(portrait)
+    cropped = crop_portrait(image, name=name, crop=crop, detector=detector)
+    cropped.setflags(write=False)
+    with _crops_lock:
+        _crops[key] = cropped
+        while len(_crops) > _CROP_CACHE:
+            _crops.popitem(last=False)
+    return key, cropped

@@ -32,7 +32,6 @@ import asyncio
 import logging
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
@@ -43,26 +42,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .._aio import Channel, ChannelClosed, DeadlineExceeded, cancel_and_wait, wait_for
 from ..errors import ConfigurationError, InvalidInputError
 from ..media import Audio, AudioChunk, VideoFrame
-from ..render.image import ImageSource, cv2_module, load_image
+from ..render.image import ImageSource, cv2_module
 from ._dreamtalk_checkout import Checkout, import_checkout, locate_checkout
 from ._dreamtalk_checkpoints import checkpoint_path
-from ._dreamtalk_engine import (
-    AudioEncoder,
-    ModelKey,
-    Models,
-    Stopped,
-    Wav2Vec2Encoder,
-    get_models,
-    resolve_device,
-    torch_module,
-)
+from ._dreamtalk_engine import ModelKey, Models, Stopped, get_models
 from ._dreamtalk_inputs import (
     CROP_SIZE,
     FaceDetector,
     PoseSource,
     StyleSource,
-    crop_portrait,
     digest,
+    portrait_crop,
     read_pose,
     read_style_clip,
     style_inputs,
@@ -78,15 +68,13 @@ from ._dreamtalk_timeline import (
     ddim_timesteps,
     lookahead_frames,
 )
+from ._dreamtalk_torch import AudioEncoder, Wav2Vec2Encoder, resolve_device, torch_module
 
 __all__ = ["AudioEncoder", "DreamTalkAvatar", "DreamTalkOptions"]
 
 log = logging.getLogger(__name__)
 
 WAV2VEC2_NAME = "wav2vec2-large-xlsr-53-english"
-_crops: OrderedDict[str, np.ndarray] = OrderedDict()
-_crops_lock = threading.Lock()
-_CROP_CACHE = 8
 
 
 class DreamTalkOptions(BaseModel):
@@ -108,40 +96,6 @@ class DreamTalkOptions(BaseModel):
     render_batch: int = Field(16, ge=1, le=256)
     seed: int | None = None
     trust_checkpoints: bool = False
-
-
-def _portrait_key(portrait: ImageSource) -> str:
-    if isinstance(portrait, (str, os.PathLike)):
-        path = Path(portrait).expanduser()
-        try:
-            st = path.stat()
-        except OSError:
-            raise InvalidInputError(f"portrait image not found: {path}") from None
-        return digest("path", str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if isinstance(portrait, (bytes, bytearray, np.ndarray)):
-        return digest("data", portrait)
-    raise InvalidInputError(
-        f"cannot use a {type(portrait).__name__} as a portrait; pass a path, bytes or an RGB array"
-    )
-
-
-def _portrait_crop(
-    portrait: ImageSource, crop: bool, detector: FaceDetector
-) -> tuple[str, np.ndarray]:
-    """``(key, 256x256 crop)``, cropped once per portrait (LRU of 8, shared by all avatars)."""
-    key = digest(_portrait_key(portrait), crop, detector)
-    with _crops_lock:
-        if key in _crops:
-            _crops.move_to_end(key)
-            return key, _crops[key]
-    image, name = load_image(portrait)
-    cropped = crop_portrait(image, name=name, crop=crop, detector=detector)
-    cropped.setflags(write=False)
-    with _crops_lock:
-        _crops[key] = cropped
-        while len(_crops) > _CROP_CACHE:
-            _crops.popitem(last=False)
-    return key, cropped
 
 
 class _Reply:
@@ -284,7 +238,7 @@ class DreamTalkAvatar:
         )
         self._style_key = digest(self._style)
         self.pose = read_pose(self._default(pose, self.checkout.sample_pose, "pose"))
-        self._portrait_key, self._crop = _portrait_crop(portrait, crop, face_detector)
+        self._portrait_key, self._crop = portrait_crop(portrait, crop, face_detector)
         self._models: Models | None = None
         self._code: Any = None
         self._load_lock = threading.Lock()
