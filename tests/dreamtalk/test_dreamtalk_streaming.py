@@ -302,3 +302,21 @@ async def test_inside_a_conversation(make_avatar: Any) -> None:
     audio = values(list(reply.frames))[:, 0]
     assert audio.max() > 0.05
     await stream([]).aclose()
+
+
+async def test_the_first_frames_are_rendered_in_a_small_batch(
+    make_avatar: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    avatar = make_avatar(render_batch=16)
+    avatar.load()
+    sizes: list[int] = []
+    real = avatar.models.render
+
+    def spy(source: Any, driving: np.ndarray) -> np.ndarray:
+        sizes.append(int(driving.shape[0]))
+        return real(source, driving)
+
+    monkeypatch.setattr(avatar.models, "render", spy)
+    frames = await collect(avatar, chunks_of(tone(2.0), RATE, size=8000))
+    assert len(frames) == 50 and sum(sizes) == 50
+    assert sizes[0] == 4 and max(sizes) == 16

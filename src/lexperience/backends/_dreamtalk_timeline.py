@@ -44,6 +44,7 @@ __all__ = [
     "RENDER_RADIUS",
     "SAMPLES_PER_FRAME_16K",
     "NoiseBank",
+    "Reply",
     "Timeline",
     "audio_windows",
     "ddim_timesteps",
@@ -282,3 +283,27 @@ class ChunkPlanner:
             self._open.append(samples)
             if len(self._open) >= self.max_frames:
                 self.close()
+
+
+class Reply:
+    """State of one reply: its timeline, its noise and each frame's audio (kept while a later
+    chunk may still need it as context)."""
+
+    def __init__(
+        self, timeline: Timeline, *, seed: int | Sequence[int] | None, context: int
+    ) -> None:
+        self.timeline = timeline
+        self.seed = seed
+        self.context = context
+        self.noise: NoiseBank | None = None
+        self.audio: list[np.ndarray | None] = []
+        self._dropped = 0
+
+    def add(self, chunk: Chunk) -> None:
+        """Keep a new chunk's audio; drop what no later chunk can need."""
+        assert chunk.first == len(self.audio)
+        self.audio.extend(chunk.audio)
+        keep = max(0, self.timeline.final - self.context)
+        for i in range(self._dropped, keep):
+            self.audio[i] = None
+        self._dropped = max(self._dropped, keep)

@@ -63,6 +63,7 @@ from ._dreamtalk_timeline import (
     Chunk,
     ChunkPlanner,
     NoiseBank,
+    Reply,
     Timeline,
     audio_windows,
     ddim_timesteps,
@@ -75,6 +76,7 @@ __all__ = ["AudioEncoder", "DreamTalkAvatar", "DreamTalkOptions"]
 log = logging.getLogger(__name__)
 
 WAV2VEC2_NAME = "wav2vec2-large-xlsr-53-english"
+_FIRST_BATCH = 4  # frames in a reply's first render batch
 
 
 class DreamTalkOptions(BaseModel):
@@ -96,28 +98,6 @@ class DreamTalkOptions(BaseModel):
     render_batch: int = Field(16, ge=1, le=256)
     seed: int | None = None
     trust_checkpoints: bool = False
-
-
-class _Reply:
-    """State of one :meth:`DreamTalkAvatar.animate` call (used by its worker only)."""
-
-    def __init__(
-        self, pose: np.ndarray, options: DreamTalkOptions, seed: Any, lookahead: int
-    ) -> None:
-        self.timeline = Timeline(pose, overlap=options.overlap_frames, lookahead=lookahead)
-        self.noise: NoiseBank | None = None
-        self.seed = seed
-        self.audio: list[np.ndarray | None] = []  # each frame's samples, for the context
-        self.context = round(options.context_seconds * FPS)
-        self._dropped = 0
-
-    def add(self, chunk: Chunk) -> None:
-        assert chunk.first == len(self.audio)
-        self.audio.extend(chunk.audio)
-        keep = max(0, self.timeline.final - self.context)
-        for i in range(self._dropped, keep):
-            self.audio[i] = None  # before any context still needed
-        self._dropped = max(self._dropped, keep)
 
 
 class DreamTalkAvatar:
@@ -152,7 +132,7 @@ class DreamTalkAvatar:
         context_seconds: audio before a chunk given to wav2vec2 as context.
         max_chunk_seconds: the longest chunk (a longer sentence is split).
         flush_after: generate the open chunk when no audio came for this long (``None``: wait).
-        render_batch: frames rendered per renderer call.
+        render_batch: frames rendered per renderer call (a reply's first 4 frames go alone).
         seed: makes replies reproducible (each :meth:`animate` call still differs).
         trust_checkpoints: allow checkpoints that hold Python objects besides tensors
             (unpickling can run code: only for files you trust).
@@ -352,7 +332,11 @@ class DreamTalkAvatar:
             self._calls += 1
             call = self._calls
         seed = None if self.options.seed is None else [self.options.seed, call]
-        reply = _Reply(self.pose, self.options, seed, lookahead_frames(models.win))
+        reply = Reply(
+            Timeline(self.pose, overlap=self.options.overlap_frames,
+                     lookahead=lookahead_frames(models.win)),
+            seed=seed, context=round(self.options.context_seconds * FPS),
+        )  # fmt: skip
         inbox: Channel[AudioChunk] = Channel(1024)
         out: Channel[list[VideoFrame]] = Channel(2)
         stop = threading.Event()
@@ -385,7 +369,7 @@ class DreamTalkAvatar:
     async def _work(
         self,
         models: Models,
-        reply: _Reply,
+        reply: Reply,
         inbox: Channel[AudioChunk],
         out: Channel[list[VideoFrame]],
         reader: asyncio.Future[None],
@@ -426,7 +410,7 @@ class DreamTalkAvatar:
     async def _generate(
         self,
         models: Models,
-        reply: _Reply,
+        reply: Reply,
         chunk: Chunk,
         out: Channel[list[VideoFrame]],
         stop: threading.Event,
@@ -469,14 +453,21 @@ class DreamTalkAvatar:
     async def _emit(
         self,
         models: Models,
-        reply: _Reply,
+        reply: Reply,
         frames: range,
         out: Channel[list[VideoFrame]],
         stop: threading.Event,
     ) -> None:
-        step = self.options.render_batch
-        for first in range(frames.start, frames.stop, step):
+        first = frames.start
+        while first < frames.stop:
+            # the reply's first frames go out in a small batch: they are what the viewer waits for
+            step = (
+                min(_FIRST_BATCH, self.options.render_batch)
+                if first == 0
+                else self.options.render_batch
+            )
             batch = range(first, min(first + step, frames.stop))
+            first = batch.stop
             driving = reply.timeline.driving(batch)
 
             def draw(driving: np.ndarray = driving) -> np.ndarray:
