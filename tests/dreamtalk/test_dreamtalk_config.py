@@ -22,7 +22,7 @@ from lexperience.backends._dreamtalk_inputs import STILL_POSE, read_pose, read_s
 from lexperience.backends._dreamtalk_torch import resolve_device
 from lexperience.backends.dreamtalk_avatar import DreamTalkAvatar
 from lexperience.conversation import build_backend
-from lexperience.errors import ConfigurationError, InvalidInputError
+from lexperience.errors import ConfigurationError, InvalidInputError, MissingDependencyError
 from lexperience.persona import Persona
 
 
@@ -241,3 +241,16 @@ def test_registry_builds_it_by_name_with_the_persona_portrait(
     assert avatar.preview().shape == (256, 256, 3)
     with pytest.raises(ConfigurationError, match="it accepts"):
         registry.create("avatar", "dreamtalk", steps=5)
+
+
+@pytest.mark.parametrize("module", ["torch", "cv2", "scipy"])
+def test_a_missing_package_names_the_extra(
+    make_avatar: Any, monkeypatch: pytest.MonkeyPatch, module: str
+) -> None:
+    from lexperience.backends import dreamtalk_avatar
+
+    monkeypatch.setattr(dreamtalk_avatar, "is_installed", lambda name: name != module)
+    with pytest.raises(MissingDependencyError) as info:
+        make_avatar()
+    assert info.value.module == module
+    assert info.value.install_command == 'pip install "lexperience[dreamtalk]"'

@@ -40,7 +40,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._aio import Channel, ChannelClosed, DeadlineExceeded, cancel_and_wait, wait_for
-from ..errors import ConfigurationError, InvalidInputError
+from .._optional import is_installed
+from ..errors import ConfigurationError, InvalidInputError, MissingDependencyError
 from ..media import Audio, AudioChunk, VideoFrame
 from ..render.image import ImageSource, cv2_module
 from ._dreamtalk_checkout import Checkout, import_checkout, locate_checkout
@@ -200,7 +201,11 @@ class DreamTalkAvatar:
             raise ConfigurationError(
                 "audio_encoder must have sample_rate, dim and __call__(samples) -> features"
             )
-        cv2_module()  # OpenCV: fail early with the install hint
+        for module in ("torch", "cv2", "scipy"):  # fail now, with the install hint, not at load
+            if not is_installed(module):
+                raise MissingDependencyError(
+                    module=module, extra="dreamtalk", feature="the dreamtalk avatar"
+                )
         self.checkout: Checkout = locate_checkout(checkout)
         ckpt = self.checkout.checkpoints
         self.denoising_checkpoint = checkpoint_path(
