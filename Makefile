@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --progress-bar off -e ".[all,test,docs,bench]"
+	$(BIN)/python -m pip install --quiet --progress-bar off -e ".[all,dreamtalk,test,docs,bench]"
 	touch $(STAMP)
 
 demo: $(STAMP)

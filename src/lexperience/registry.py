@@ -159,3 +159,6 @@ _builtin("avatar", "portrait", _B + "portrait_avatar:PortraitAvatar", "portrait"
 _builtin("avatar", "replicate", _B + "replicate_avatar:ReplicateAvatar", "replicate",
          ("replicate", "av"), ("REPLICATE_API_TOKEN",),
          "DreamTalk and other lip-sync models on Replicate, per sentence")  # fmt: skip
+_builtin("avatar", "dreamtalk", _B + "dreamtalk_avatar:DreamTalkAvatar", "dreamtalk",
+         ("torch", "transformers", "scipy", "yaml", "cv2"),
+         description="DreamTalk in-process on your GPU, from your checkout and checkpoints")  # fmt: skip

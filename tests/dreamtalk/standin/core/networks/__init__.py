@@ -1,0 +1,1 @@
+"""Stand-in of DreamTalk's ``core/networks`` package."""
