@@ -237,3 +237,53 @@ def test_other_sizes(astronaut: np.ndarray) -> None:
         assert 0.3 * size < avatar.layout.mouth.cy < 0.8 * size
         frames = avatar.idle_frames(0.2)
         assert frames[0].image.shape == (size, size, 3)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "PNG-alpha", "TIFF"])
+def test_every_image_is_decoded_once(
+    fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    from lexperience.render import image as image_module
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 255, (80, 120, 3), dtype=np.uint8)
+    picture = Image.fromarray(pixels)
+    path = tmp_path / "p.img"
+    if fmt == "PNG-alpha":
+        Image.fromarray(np.dstack([pixels, np.full((80, 120), 255, np.uint8)])).save(path, "PNG")
+    else:
+        picture.save(path, fmt)
+    cv2 = image_module.cv2_module()
+    calls: list[int] = []
+    real = cv2.imdecode
+
+    class Counting:
+        def __getattr__(self, name: str) -> object:
+            return getattr(cv2, name)
+
+        def imdecode(self, buf: np.ndarray, flags: int) -> np.ndarray:
+            calls.append(flags)
+            return real(buf, flags)
+
+    monkeypatch.setattr(image_module, "_CV2", Counting())
+    rgb, _ = load_image(path)
+    assert len(calls) == 1 and rgb.shape == (80, 120, 3)
+
+
+@pytest.mark.parametrize(("orientation", "expected"), [(1, (80, 120)), (3, (80, 120)),
+                                                       (6, (120, 80)), (8, (120, 80))])  # fmt: skip
+def test_tiff_orientation_is_applied(
+    orientation: int, expected: tuple[int, int], tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    pixels = np.zeros((80, 120, 3), np.uint8)
+    pixels[:10, :10] = 255  # a white corner, top left as stored
+    path = tmp_path / "o.tiff"
+    Image.fromarray(pixels).save(path, "TIFF", tiffinfo={274: orientation})
+    rgb, _ = load_image(path)
+    assert rgb.shape[:2] == expected
+    corner = {1: (0, 0), 3: (-1, -1), 6: (0, -1), 8: (-1, 0)}[orientation]
+    assert rgb[corner[0], corner[1]].mean() > 200  # the corner moved where the tag says

@@ -67,6 +67,19 @@ async def test_closing_a_backend_that_is_loading_does_not_block_the_loop() -> No
     assert probe.max_cpu < STEP_BUDGET_S and probe.max_wall < 0.2  # it waited off the loop
 
 
+async def test_closing_piper_while_it_loads_does_not_block_the_loop() -> None:
+    pt = pytest.importorskip("lexperience.backends.piper_tts")
+    pytest.importorskip("piper")
+    tts = pt.PiperTTS()
+    tts._load_lock.acquire()
+    release = threading.Timer(0.3, tts._load_lock.release)
+    release.start()
+    with LoopProbe() as probe:
+        await tts.aclose()
+    release.join()
+    assert probe.max_cpu < STEP_BUDGET_S and probe.max_wall < 0.2
+
+
 def test_the_watermark_glyph_mask_is_built_once() -> None:
     mark = Watermark()
     image = np.zeros((512, 512, 3), np.uint8)

@@ -257,8 +257,14 @@ class PiperTTS:
         await asyncio.to_thread(self.load)
 
     async def aclose(self) -> None:
-        with self._load_lock:
-            self._voice = None
+        """Release the voice. A load in progress holds the lock (seconds): it is taken in a
+        worker thread, never on the event loop."""
+
+        def release() -> None:
+            with self._load_lock:
+                self._voice = None
+
+        await asyncio.to_thread(release)
 
     def _load(self) -> Any:
         piper = require("piper", "local", feature="the Piper TTS backend")

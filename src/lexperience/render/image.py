@@ -130,6 +130,24 @@ def _read_source(source: ImageSource) -> tuple[bytes, str]:
     )
 
 
+def _keep_channels(data: bytes) -> bool:
+    """Whether a file must be decoded with all its channels: PNG or WebP with alpha, TIFF, and
+    formats we cannot tell (JPEG and opaque PNG/WebP decode in colour mode)."""
+    if data[:3] == b"\xff\xd8\xff":  # JPEG: never alpha (CMYK is converted by colour mode)
+        return False
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        color_type = data[25] if len(data) > 25 else 0
+        return color_type in (4, 6) or b"tRNS" in data[:65536]
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        kind = data[12:16]
+        if kind == b"VP8X":
+            return bool(data[20] & 0x10) if len(data) > 20 else True
+        if kind == b"VP8L":  # lossless: the alpha hint is bit 28 of the header
+            return bool(data[24] & 0x10) if len(data) > 24 else True
+        return False
+    return True
+
+
 def load_image(
     source: ImageSource,
     *,
@@ -156,8 +174,15 @@ def load_image(
         if not data:
             raise InvalidInputError(f"the portrait image {name} is empty (0 bytes)")
         buf = np.frombuffer(data, dtype=np.uint8)
+        # One decode, in the mode the file needs (read from its header): IMREAD_COLOR applies
+        # the EXIF orientation and converts gray/CMYK to BGR (ANYDEPTH keeps 16-bit data, which
+        # we scale ourselves); files with an alpha channel are read UNCHANGED so that we
+        # composite them, and so are TIFFs (OpenCV applies a TIFF's orientation tag in any mode).
+        flags = (
+            cv2.IMREAD_UNCHANGED if _keep_channels(data) else cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
+        )
         try:
-            raw = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+            raw = cv2.imdecode(buf, flags)
         except cv2.error:
             raw = None
         if raw is None or raw.size == 0:
@@ -165,15 +190,7 @@ def load_image(
                 f"cannot read {name} as an image: it is not a PNG, JPEG, WebP, BMP or TIFF file, "
                 "or it is corrupt"
             )
-        if raw.ndim == 3 and raw.shape[2] in (2, 4):
-            # Transparency: composite it ourselves (IMREAD_COLOR would drop the alpha channel).
-            rgb = _normalise_channels(raw, bgr=True, background=background, name=name)
-        else:
-            # IMREAD_COLOR applies the EXIF orientation and converts gray/CMYK to BGR;
-            # ANYDEPTH keeps 16-bit data, which we scale ourselves.
-            oriented = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
-            source_img = oriented if oriented is not None else raw
-            rgb = _normalise_channels(source_img, bgr=True, background=background, name=name)
+        rgb = _normalise_channels(raw, bgr=True, background=background, name=name)
     h, w = rgb.shape[:2]
     if min(h, w) < min_side:
         raise InvalidInputError(
