@@ -19,7 +19,9 @@ class AudioFramer:
     """Turns audio chunks into ``(frame index, that frame's samples)`` pairs at ``fps``.
 
     ``push`` returns the frames whose audio is complete; ``finish`` returns the rest when the
-    stream ends (rounding leftovers go to the last frame). No I/O, no threads.
+    stream ends. Rounding leftovers go to the last frame ``finish`` returns; when it returns none
+    (the tail after the last frame is under half a frame long), the tail belongs to no frame and
+    is dropped: the frame count stays ``round(samples * fps / rate)``. No I/O, no threads.
     """
 
     def __init__(self, fps: float) -> None:
@@ -56,7 +58,8 @@ class AudioFramer:
         if frames and self._buf.size:
             index, samples = frames[-1]
             frames[-1] = (index, np.concatenate([samples, self._buf]))
-            self._buf = self._buf[:0]
+        self._consumed += int(self._buf.shape[0])
+        self._buf = self._buf[:0]
         return frames
 
     def _take(self, due: int) -> list[tuple[int, np.ndarray]]:
