@@ -106,6 +106,7 @@ def run_serve(args: argparse.Namespace) -> None:
         port=settings.port,
         log_level="warning",
         ws_max_size=max(settings.max_request_bytes, 1024 * 1024),
+        ws_per_message_deflate=False,  # media (base64 PCM, JPEG) does not compress: save the CPU
         timeout_graceful_shutdown=int(settings.shutdown_grace) or None,
         lifespan="on",
     )

@@ -283,7 +283,8 @@ class AsyncClient:
             from websockets.asyncio.client import connect
 
             try:
-                ws = await connect(url, additional_headers=headers, max_size=64 * 1024 * 1024)
+                ws = await connect(url, additional_headers=headers, max_size=64 * 1024 * 1024,
+                                   compression=None)  # fmt: skip
             except (OSError, ws_mod.exceptions.WebSocketException) as exc:
                 raise ServiceError(f"could not open the stream: {type(exc).__name__}: {exc}",
                                    retryable=True) from exc  # fmt: skip

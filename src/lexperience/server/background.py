@@ -26,6 +26,7 @@ def serve_in_thread(settings: ServerSettings, *, start_timeout: float = 30.0) ->
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                             lifespan="on", ws_max_size=max(settings.max_request_bytes, 1 << 20),
+                            ws_per_message_deflate=False,
                             timeout_graceful_shutdown=int(settings.shutdown_grace) or None)  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="lexperience-server", daemon=True)

@@ -27,6 +27,18 @@ log = logging.getLogger(__name__)
 _SWEEP_EVERY = 10.0
 
 
+def _warm_encoders() -> None:
+    """Load the media encoders once at start, so the first turn's first frame does not pay it."""
+    import numpy as np
+
+    from .._optional import is_installed
+
+    if is_installed("av"):
+        from .codec import _Jpeg
+
+        _Jpeg(16, 16, 80).encode(np.zeros((16, 16, 3), np.uint8))
+
+
 class ServiceState:
     """The pool, the stores, the limits and the lifecycle of one process."""
 
@@ -71,6 +83,7 @@ class ServiceState:
     async def _warm(self) -> None:
         try:
             await self.pool.warm()
+            await asyncio.to_thread(_warm_encoders)
             log.info("models loaded: ready")
         except Exception:
             log.exception("loading the default backends failed; /readyz stays 503")
