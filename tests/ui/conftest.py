@@ -35,9 +35,12 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """One headless Chromium for the whole session (skipped when it is not installed)."""
+    """A headless Chromium per test module (skipped when it is not installed).
+
+    Module scope, not session: Playwright's sync API keeps an event loop running in this thread
+    while it is open, and the async tests of the other modules need the thread's loop free."""
     if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
         pytest.skip(
             f"no Chromium at {CHROMIUM} (scripts/install-system-deps.sh installs Debian's "

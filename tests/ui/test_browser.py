@@ -1,7 +1,8 @@
 """The app driven in a real headless Chromium, with the fake backends and scripted latency.
 
-The TTS speaks at 0.8x real time, so a turn is verifiably still running (on the server, and
-for the browser: its media stream has not ended) while the first sentence already plays.
+The fake TTS takes half a second per second of speech, so a turn is verifiably still running
+(on the server, and for the browser: its media stream has not ended) while the first sentence
+already plays.
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ def test_uploaded_question_plays_while_the_turn_runs(
     assert final["streamEndAt"] is not None and final["firstPlayingAt"] < final["streamEndAt"]
     assert view.conversation.history[-1].content == LONG_REPLY  # heard in full: kept in full
 
-    target = SCREENSHOT if os.environ.get("LEXPERIENCE_UPDATE_SCREENSHOTS") else tmp_path / "app.png"
+    target = (
+        SCREENSHOT if os.environ.get("LEXPERIENCE_UPDATE_SCREENSHOTS") else tmp_path / "app.png"
+    )
     page.screenshot(path=str(target), full_page=True)
     assert target.stat().st_size > 10_000
 
@@ -129,8 +132,9 @@ def test_two_browser_sessions_never_see_each_other(
         ask_text(page_a, "Where do comets come from?")
         ask_text(page_b, "Why do cats purr?")
         wait_until(
-            lambda: len([s for s in runtime.sessions.sessions() if s.id not in before and s.chat])
-            == 2,
+            lambda: (
+                len([s for s in runtime.sessions.sessions() if s.id not in before and s.chat]) == 2
+            ),
             what="two sessions",
         )
         both = [s for s in runtime.sessions.sessions() if s.id not in before]
@@ -148,7 +152,7 @@ def test_two_browser_sessions_never_see_each_other(
             if s.chat
         )
         assert histories == [["Where do comets come from?"], ["Why do cats purr?"]]
-        assert {id(s.chat.conversation) for s in both if s.chat} .__len__() == 2
+        assert {id(s.chat.conversation) for s in both if s.chat}.__len__() == 2
         # the models are shared: one LLM object behind both conversations
         llms = {id(s.chat.conversation.backends.llm) for s in both if s.chat}
         assert len(llms) == 1
@@ -172,10 +176,12 @@ def test_a_recorded_question_is_answered_when_recording_stops(
     view = session.chat
     assert view is not None
     wait_until(lambda: player_stats(page)["currentTime"] > 0, what="the reply to play")
+    wait_until(lambda: "What is a black hole?" in chat_text(page), what="the transcript")
+    page.click("#lex-chat-stop")
     wait_until(lambda: not view.running, what="the turn")
-    assert "What is a black hole?" in chat_text(page)
     first_user = view.conversation.history[0]
     assert first_user.role == "user" and first_user.content == "What is a black hole?"
+    assert view.reply is not None and view.reply.stream.size > 0
 
 
 @pytest.fixture(scope="module")
@@ -210,8 +216,10 @@ def test_episode_player_pauses_asks_and_resumes(
             " a.currentTime = 96; return a.play(); }"
         )
         wait_until(
-            lambda: page.evaluate("() => window.lexperience.episode('episode').audio.currentTime")
-            > 97.0,
+            lambda: (
+                page.evaluate("() => window.lexperience.episode('episode').audio.currentTime")
+                > 97.0
+            ),
             what="the episode to play",
         )
         paused_at = page.evaluate(

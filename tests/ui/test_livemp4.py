@@ -54,7 +54,9 @@ def test_fragments_leave_the_encoder_while_the_reply_is_still_coming() -> None:
     # the init segment and media fragments exist before the rest of the reply was even added
     assert _boxes(early)[:2] == ["ftyp", "moov"]
     assert "moof" in _boxes(early) and "mdat" in _boxes(early)
-    assert encoder.mime_type is not None and encoder.mime_type.startswith('video/mp4; codecs="avc1.')
+    assert encoder.mime_type is not None and encoder.mime_type.startswith(
+        'video/mp4; codecs="avc1.'
+    )
     assert encoder.mime_type.endswith('mp4a.40.2"')
 
 

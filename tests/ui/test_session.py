@@ -79,7 +79,9 @@ async def test_stop_after_the_turn_keeps_only_what_was_heard() -> None:
     assert last.interrupted and last.content.endswith("…")
     words = last.content.rstrip(" …").split()
     assert 0 < len(words) < len(LONG_REPLY.split()) and LONG_REPLY.split()[: len(words)] == words
-    assert view.chat[-1].content == last.content and "stopped after 1.0 s" in (view.chat[-1].note or "")
+    assert view.chat[-1].content == last.content and "stopped after 1.0 s" in (
+        view.chat[-1].note or ""
+    )
     assert await view.stop(0.5) is False  # a second Stop changes nothing
     assert view.conversation.history[-1] == last
 
@@ -139,7 +141,9 @@ async def test_sessions_share_the_backends_but_not_the_conversations(runtime: UI
     assert view_one.conversation.backends.llm is view_two.conversation.backends.llm
     assert view_one.conversation.watermark is not None  # the visible mark is always on
     await asyncio.gather(_run(view_one, "About comets"), _run(view_two, "About cats"))
-    assert [m.content for m in view_one.conversation.history if m.role == "user"] == ["About comets"]
+    assert [m.content for m in view_one.conversation.history if m.role == "user"] == [
+        "About comets"
+    ]
     assert "About cats" not in " ".join(m.content for m in view_one.conversation.history)
     assert "About comets" not in " ".join(m.content for m in view_two.conversation.history)
     assert runtime.stream(view_one.reply.stream.key) is view_one.reply.stream  # type: ignore[union-attr]

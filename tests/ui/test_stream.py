@@ -122,6 +122,8 @@ async def test_the_media_routes(tmp_path: Path) -> None:
         assert whole.status_code == 200 and whole.content == ep.audio.read_bytes()
         part = await client.get(audio_url, headers={"Range": "bytes=100-199"})
         assert part.status_code == 206 and part.content == ep.audio.read_bytes()[100:200]
-        assert (await client.get(f"/lexperience/episode/{session.key}/other.ogg")).status_code == 404
+        assert (
+            await client.get(f"/lexperience/episode/{session.key}/other.ogg")
+        ).status_code == 404
         assert (await client.get(f"/lexperience/episode/wrong/{ep.audio.name}")).status_code == 404
     await runtime.stop()

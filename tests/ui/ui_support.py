@@ -22,10 +22,10 @@ LONG_REPLY = (
 
 
 def slow_fake_stack(
-    *, reply: str | None = None, tts_realtime: float = 0.8, stt_text: str | None = None
+    *, reply: str | None = None, tts_realtime: float = 0.5, stt_text: str | None = None
 ) -> Settings:
-    """The fake backends with scripted latency: the TTS speaks at ``tts_realtime`` of real time,
-    so a turn is still running while its first sentences play."""
+    """The fake backends with scripted latency: the TTS takes ``tts_realtime`` seconds per
+    second of speech, so a turn is still running while its first sentence plays."""
     stt: dict[str, Any] = {"latency": 0.2}
     if stt_text is not None:
         stt["text"] = stt_text

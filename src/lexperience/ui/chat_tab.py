@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,8 @@ from .session import UISession
 from .widgets import METRIC_HEADERS, metrics_rows, question_from
 
 __all__ = ["PLAYER_ID", "build_chat_tab"]
+
+log = logging.getLogger(__name__)
 
 PLAYER_ID = "chat"
 
@@ -86,6 +89,16 @@ def build_chat_tab(page: Page) -> None:
         on_stop, inputs=[played], outputs=[chatbot], js=js_call(f"[lx.player({pid}).stop()]", "p"),
         show_progress="hidden", concurrency_limit=None,
     )  # fmt: skip
+
+    async def on_open(request: gr.Request) -> list[Any]:
+        # a new tab: its conversation opens now, while the listener thinks of a question
+        try:
+            await runtime.chat(session_of(runtime, request))
+        except LexperienceError as exc:
+            log.warning("the conversation could not be prepared: %s", exc)
+        return []
+
+    page.on_load.append((on_open, []))
 
     async def on_clear(request: gr.Request) -> list[Any]:
         session = session_of(runtime, request)

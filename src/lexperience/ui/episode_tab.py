@@ -55,7 +55,7 @@ def build_episode_tab(page: Page) -> None:
     runtime = page.runtime
     pid = repr(PLAYER_ID)
 
-    with gr.Tab("Episode", id="episode", elem_id="lex-tab-episode"):
+    with gr.Tab("Episode", id="episode", elem_id="lex-tab-episode") as tab:
         info = gr.Markdown(_NO_EPISODE, elem_id="lex-episode-info")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=320):
@@ -186,7 +186,9 @@ def build_episode_tab(page: Page) -> None:
         return ep.view.messages() if changed else gr.skip()
 
     head = [info, episode, status, position]
-    page.on_load.append((on_open_default, head))
+    # the sample episode (and its conversation) is prepared when the tab is first opened, not
+    # with every page: a listener who only chats does not pay for it
+    tab.select(on_open_default, outputs=head, concurrency_limit=None)
     load.click(
         on_open, inputs=[transcript_file, audio_file],
         outputs=[*head, chatbot, player, passages, metrics], concurrency_limit=None,

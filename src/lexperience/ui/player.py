@@ -47,10 +47,14 @@ def _head() -> str:
 def reply_player(player_id: str, *, audio_only: bool = False) -> Any:
     """A reply player (``gr.HTML``) registered in the page as ``player_id``."""
     css_class = "lex-player lex-audio-only" if audio_only else "lex-player"
+    # no native controls: they would cover the "AI-generated" mark at the bottom of the frames
     template = (
         f'<div class="{css_class}" data-player="{player_id}">'
-        '<video playsinline controls preload="auto"></video>'
-        '<div class="lex-caption" aria-live="polite"></div></div>'
+        '<video playsinline preload="auto"></video>'
+        '<div class="lex-controls">'
+        '<button type="button" class="lex-toggle" disabled>Pause</button>'
+        '<button type="button" class="lex-replay" disabled>Replay</button>'
+        '<span class="lex-caption" aria-live="polite"></span></div></div>'
     )
     return gr.HTML(
         value={"url": None},

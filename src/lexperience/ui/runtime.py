@@ -133,7 +133,9 @@ class UIRuntime:
         )
 
     def _view(self, session: UISession, conversation: Conversation) -> ConversationView:
-        return ConversationView(conversation, on_stream=self._register)
+        view = ConversationView(conversation, on_stream=self._register)
+        view.warm()
+        return view
 
     async def chat(self, session: UISession) -> ConversationView:
         """The chat tab's conversation of ``session`` (built on first use)."""
@@ -151,6 +153,7 @@ class UIRuntime:
         conversation = await self.conversation(session.persona, context=[context])
         if session.episode is not None:
             await session.episode.close()
+            self._forget_view(session.episode.view)
         session.episode = EpisodeSession(
             episode, audio_path, self._view(session, conversation), context
         )
@@ -166,10 +169,12 @@ class UIRuntime:
         session.persona = name
         if session.chat is not None:
             await session.chat.close()
+            self._forget_view(session.chat)
             session.chat = None
         if session.episode is not None:
             ep = session.episode
             await ep.close()
+            self._forget_view(ep.view)
             conversation = await self.conversation(name, context=[ep.context])
             session.episode = EpisodeSession(
                 ep.episode, ep.audio, self._view(session, conversation), ep.context
@@ -190,11 +195,13 @@ class UIRuntime:
     def episode_audio(self, session_key: str) -> Path | None:
         return self._episode_audio.get(session_key)
 
+    def _forget_view(self, view: ConversationView) -> None:
+        key = self._latest.pop(view.key, None)
+        if key is not None:
+            self._streams.pop(key, None)
+
     async def _forget(self, session: UISession) -> None:
         self._episode_audio.pop(session.key, None)
         for view in (session.chat, session.episode.view if session.episode else None):
-            if view is None:
-                continue
-            key = self._latest.pop(view.key, None)
-            if key is not None:
-                self._streams.pop(key, None)
+            if view is not None:
+                self._forget_view(view)

@@ -56,7 +56,8 @@ class ReplyStream:
         self.mime_type: str | None = None
         self.start_offset = 0.0
         self.created = time.perf_counter()
-        self.first_bytes_at: float | None = None
+        self.first_bytes_at: float | None = None  # perf_counter()
+        self.first_bytes_wall: float | None = None  # time.time(), comparable with a browser
         self._chunks: list[bytes] = []
         self._size = 0
         self._changed = asyncio.Event()
@@ -114,6 +115,7 @@ class ReplyStream:
             self.mime_type = self._encoder.mime_type
             self.start_offset = self._encoder.start_offset
             self.first_bytes_at = time.perf_counter()
+            self.first_bytes_wall = time.time()
             self.state = "streaming"
         self._chunks.append(data)
         self._size += len(data)

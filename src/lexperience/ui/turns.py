@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._aio import cancel_and_wait
 from ..conversation import Conversation
 from ..errors import LexperienceError
 from ..events import (
@@ -81,6 +82,7 @@ class _Reply:
     settled: asyncio.Event = field(default_factory=asyncio.Event)
     text: str = ""
     trimmed: bool = False
+    asked_at: float = field(default_factory=time.time)  # wall clock, comparable with a browser's
 
 
 class ConversationView:
@@ -109,6 +111,7 @@ class ConversationView:
         self.reply: _Reply | None = None
         self._turns = 0
         self._running = False
+        self._warming: asyncio.Task[None] | None = None
         self.last_stop: float | None = None  # the position the last Stop reported (tests read it)
 
     # -- what the browser shows -------------------------------------------------------------------
@@ -133,6 +136,18 @@ class ConversationView:
         }
 
     # -- turns ----------------------------------------------------------------------------------
+    def warm(self) -> None:
+        """Open the conversation in the background (a local LLM evaluates the persona's prompt
+        now), so the first question does not wait for it."""
+        if self._warming is None:
+            self._warming = asyncio.ensure_future(self._open())
+
+    async def _open(self) -> None:
+        try:
+            await self.conversation.aopen()
+        except Exception as exc:  # the first turn opens it again and reports the error
+            log.warning("opening the conversation failed: %s", exc)
+
     async def ask(self, question: Question, *, played: float | None = None) -> AsyncIterator[None]:
         """Run one turn; yields after every change the browser should see.
 
@@ -278,6 +293,8 @@ class ConversationView:
 
     async def close(self) -> None:
         """Stop any running turn (the backends are shared: they stay open)."""
+        if self._warming is not None and not self._warming.done():
+            await cancel_and_wait(self._warming)
         if self._running:
             await self.conversation.interrupt()
         if self.reply is not None and not self.reply.stream.ended:

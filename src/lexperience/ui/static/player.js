@@ -16,6 +16,8 @@
       this.id = id;
       this.video = root.querySelector("video");
       this.caption = root.querySelector(".lex-caption");
+      this.toggle = root.querySelector(".lex-toggle");
+      this.replay = root.querySelector(".lex-replay");
       this.url = null;
       this.offset = 0; // media seconds before reply position 0 (the AAC priming)
       this.generation = 0;
@@ -25,6 +27,21 @@
       this.history = []; // stats of every reply this player played
       this.stats = null;
       this.video.addEventListener("playing", () => this._playing());
+      const flip = () => {
+        if (!this.url) return;
+        if (this.video.paused) this.video.play().catch(() => {});
+        else this.video.pause();
+      };
+      if (this.toggle) this.toggle.addEventListener("click", flip);
+      this.video.addEventListener("click", flip);
+      if (this.replay) this.replay.addEventListener("click", () => {
+        if (!this.url) return;
+        this.video.currentTime = 0;
+        this.video.play().catch(() => {});
+      });
+      for (const name of ["play", "pause", "emptied", "loadeddata"]) {
+        this.video.addEventListener(name, () => this._buttons());
+      }
       this.video.addEventListener("ended", () => {
         if (this.stats) this.stats.endedAt = now();
         this._say(this._latency() + " · played to the end");
@@ -68,6 +85,7 @@
         this.video.removeAttribute("src");
         this.video.load();
         this._say("");
+        this._buttons();
         return;
       }
       if (url !== this.url) this.start(url, value.turn);
@@ -174,6 +192,16 @@
 
     _say(text) {
       if (this.caption) this.caption.textContent = text;
+    }
+
+    _buttons() {
+      const loaded = Boolean(this.url);
+      if (this.toggle) {
+        this.toggle.disabled = !loaded;
+        const playing = loaded && !this.video.paused;
+        this.toggle.textContent = playing ? "Pause" : "Play";
+      }
+      if (this.replay) this.replay.disabled = !loaded;
     }
   }
 
