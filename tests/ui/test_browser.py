@@ -59,7 +59,7 @@ def _known(runtime: UIRuntime) -> set[str]:
 def test_uploaded_question_plays_while_the_turn_runs(
     page: Any, app: tuple[str, UIRuntime], tmp_path: Path
 ) -> None:
-    url, runtime = app
+    _, runtime = app
     before = _known(runtime)
     upload_question(page, EXAMPLES / "question.wav")
     page.click("#lex-chat-ask")
@@ -152,7 +152,7 @@ def test_two_browser_sessions_never_see_each_other(
             if s.chat
         )
         assert histories == [["Where do comets come from?"], ["Why do cats purr?"]]
-        assert {id(s.chat.conversation) for s in both if s.chat}.__len__() == 2
+        assert len({id(s.chat.conversation) for s in both if s.chat}) == 2
         # the models are shared: one LLM object behind both conversations
         llms = {id(s.chat.conversation.backends.llm) for s in both if s.chat}
         assert len(llms) == 1
