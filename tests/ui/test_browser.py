@@ -184,6 +184,29 @@ def test_a_recorded_question_is_answered_when_recording_stops(
     assert view.reply is not None and view.reply.stream.size > 0
 
 
+def test_without_media_source_extensions_the_whole_reply_plays_at_the_end(
+    chromium: Any, app: tuple[str, UIRuntime]
+) -> None:
+    url, runtime = app
+    before = _known(runtime)
+    context = chromium.new_context()
+    context.add_init_script("delete window.MediaSource; delete window.ManagedMediaSource;")
+    page = context.new_page()
+    try:
+        page.goto(url)
+        page.wait_for_function("() => window.lexperience && window.lexperience.player('chat')")
+        ask_text(page, "An old browser asks")
+        session = session_of(runtime, before)
+        stats = wait_until(
+            lambda: (s := player_stats(page))["currentTime"] > 0 and s, what="playback"
+        )
+        assert stats["mode"] == "file" and stats["firstPlayingAt"] >= stats["streamEndAt"]
+        assert session.chat is not None and session.chat.reply is not None
+        assert session.chat.reply.stream.ended
+    finally:
+        context.close()
+
+
 @pytest.fixture(scope="module")
 def episode_app() -> Iterator[tuple[str, UIRuntime]]:
     stack = slow_fake_stack(stt_text="What did Tamsin say about the storm drain?")

@@ -5,6 +5,8 @@
   "use strict";
   if (window.lexperience && window.lexperience.mountReply) return;
 
+  // MediaSource everywhere but iPhone Safari, which has only ManagedMediaSource (17.1+)
+  const Source = window.MediaSource || window.ManagedMediaSource;
   const players = {};
   const episodes = {};
   const now = () => performance.now();
@@ -113,7 +115,7 @@
         if (!response.ok) throw new Error(`HTTP ${response.status}`);
         const mime = response.headers.get("X-Lexperience-Mime");
         this.offset = parseFloat(response.headers.get("X-Lexperience-Offset") || "0") || 0;
-        if (window.MediaSource && mime && MediaSource.isTypeSupported(mime)) {
+        if (Source && mime && Source.isTypeSupported(mime)) {
           stats.mode = "mse";
           await this._stream(response, mime, generation, stats);
         } else {
@@ -133,7 +135,8 @@
     }
 
     async _stream(response, mime, generation, stats) {
-      const source = new MediaSource();
+      const source = new Source();
+      if (Source !== window.MediaSource) this.video.disableRemotePlayback = true; // required there
       this.video.src = URL.createObjectURL(source);
       await once(source, "sourceopen");
       if (generation !== this.generation) return;
