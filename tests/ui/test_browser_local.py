@@ -28,7 +28,11 @@ from lexperience._optional import is_installed
 from lexperience.ui import UIConfig
 from lexperience.ui.runtime import UIRuntime
 
-pytestmark = pytest.mark.local
+pytestmark = [
+    pytest.mark.local,
+    # pandas deprecations inside Gradio's own queue code (not ours)
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing"),
+]
 
 for _module in ("faster_whisper", "llama_cpp", "piper", "cv2"):
     if not is_installed(_module):
