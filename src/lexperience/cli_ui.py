@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._optional import require
-from .errors import ConfigurationError
+from . import registry
+from ._optional import is_installed, require
+from .config import Settings
+from .errors import ConfigurationError, MissingDependencyError
 
 __all__ = ["add_ui_parser", "run_ui"]
 
@@ -74,6 +76,7 @@ def run_ui(args: argparse.Namespace) -> None:
         )
     settings = _settings(args)
     settings.load_persona()  # a bad persona file fails now, with exit code 3
+    _check_backends(settings)
     update: dict[str, Any] = {"stack": settings}
     if args.personas is not None:
         if not args.personas.is_dir():
@@ -91,6 +94,21 @@ def run_ui(args: argparse.Namespace) -> None:
     where = f"http://{args.host}:{args.port}/"
     print(f"lexperience ui: loading the backends; open {where}", file=sys.stderr)
     serve(config, host=args.host, port=args.port, auth=auth)
+
+
+def _check_backends(settings: Settings) -> None:
+    """Unknown backend names and missing extras fail before the page is served (exit code 3);
+    the models themselves load in the background once it is."""
+    for kind in ("stt", "llm", "tts", "avatar"):
+        cfg = getattr(settings, kind)
+        if cfg is None:
+            continue
+        spec = registry.get_spec(kind, cfg.name)
+        if not spec.installed and spec.extra:
+            missing = next((m for m in spec.requires if not is_installed(m)), spec.requires[0])
+            raise MissingDependencyError(
+                module=missing, extra=spec.extra, feature=f"the {kind} backend {cfg.name!r}"
+            )
 
 
 def _logging() -> None:

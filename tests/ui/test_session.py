@@ -117,6 +117,13 @@ async def test_a_failed_turn_says_so_and_the_conversation_stays_usable() -> None
     assert view.chat[-1].content == LONG_REPLY
 
 
+async def test_without_an_avatar_the_reply_streams_as_audio() -> None:
+    view = ConversationView(Conversation(llm=FakeLLM("Just a voice."), tts=FakeTTS()))
+    await _run(view, "Hello")
+    assert view.reply is not None and view.reply.stream.mime_type == 'audio/mp4; codecs="mp4a.40.2"'
+    assert view.player_state()["fps"] is None
+
+
 async def test_clear_forgets_history_and_chat() -> None:
     view = _view()
     await _run(view, "Hello")

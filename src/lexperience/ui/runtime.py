@@ -96,13 +96,12 @@ class UIRuntime:
             except ConfigurationError as exc:
                 log.warning("skipping the persona file %r: %s", name, exc)
                 continue
-            label = (
-                f"{persona.name} (built-in)"
-                if name == "default" and not self.stack.persona
-                else persona.name
-            )
             if name != "default":
-                label = f"{persona.name} ({name})"
+                label = f"{persona.name} ({name})"  # a file of personas_dir
+            elif self.stack.persona is None:
+                label = f"{persona.name} (built-in)"
+            else:
+                label = persona.name  # the stack's own persona file
             choices.append((label, name))
         return choices
 
