@@ -13,7 +13,7 @@ Each figure is split where the time goes, on one wall clock (browser and server 
 machine): *dispatch* (click -> the Gradio handler starts the turn), *server* (the turn's own
 ``first_audio_s``, i.e. what ``Conversation.stream()`` takes in-process for this turn),
 *deliver* (the first audio exists -> its first bytes reach the browser: waiting for the first
-video frame, encoding, HTTP) and *buffer* (first bytes -> playback starts: Media Source
+video frame, reported apart as ``first_frame_wait``, then encoding and HTTP) and *buffer* (first bytes -> playback starts: Media Source
 Extensions and the decoder). After one warm-up turn, ``--runs`` turns per stack; medians.
 
     python benchmarks/ui.py --runs 5
@@ -79,6 +79,11 @@ def one_turn(page: Any, runtime: Any) -> dict[str, float]:
         "first_playback_ms": (playing - armed) * 1000,
         "dispatch_ms": (reply.asked_at - armed) * 1000,
         "server_first_audio_ms": metrics.first_audio_s * 1000,
+        # of "deliver": waiting for the avatar's first frame (the stream starts with one)
+        "first_frame_wait_ms": max(
+            0.0, (metrics.first_video_s or metrics.first_audio_s) - metrics.first_audio_s
+        )
+        * 1000,
         "deliver_ms": (first_bytes - server_first_audio) * 1000,
         "buffer_ms": (playing - first_bytes) * 1000,
         "turn_total_ms": metrics.total_s * 1000,
@@ -100,7 +105,8 @@ def run_stack(name: str, stack: Settings, runs: int, browser: Any) -> dict[str, 
             tag = "warm-up" if i == 0 else f"run {i}/{runs}"
             print(f"  {name:<8} {tag:>9}  first playback {row['first_playback_ms']:6.0f} ms  "
                   f"(dispatch {row['dispatch_ms']:4.0f} + server {row['server_first_audio_ms']:5.0f}"
-                  f" + deliver {row['deliver_ms']:4.0f} + buffer {row['buffer_ms']:4.0f})",
+                  f" + deliver {row['deliver_ms']:4.0f} [frame {row['first_frame_wait_ms']:.0f}]"
+                  f" + buffer {row['buffer_ms']:4.0f})",
                   flush=True)  # fmt: skip
             if i:
                 rows.append(row)
