@@ -81,8 +81,10 @@ def test_uploaded_question_plays_while_the_turn_runs(
     log = wait_until(lambda: "Nothing that falls" in (t := chat_text(page)) and t, what="reply")
     assert "What is a black hole?" in log  # the transcript (FakeSTT) of the uploaded question
     assert LONG_REPLY.split(".")[0] in log
-    table = page.inner_text("#lex-chat-metrics")
-    assert "first_audio_s" in table and "total_s" in table
+    table = wait_until(
+        lambda: "total_s" in (t := page.inner_text("#lex-chat-metrics")) and t, what="metrics"
+    )
+    assert "first_audio_s" in table
     final = player_stats(page)
     assert final["streamEndAt"] is not None and final["firstPlayingAt"] < final["streamEndAt"]
     assert view.conversation.history[-1].content == LONG_REPLY  # heard in full: kept in full
@@ -106,7 +108,8 @@ def test_stop_keeps_only_what_was_heard(page: Any, app: tuple[str, UIRuntime]) -
 
     stats = player_stats(page)
     heard_at = stats["stoppedAt"]
-    assert heard_at is not None and 1.0 <= heard_at < 8.0
+    # currentTime was past 1 s; the heard position is that less the AAC priming in front
+    assert heard_at is not None and 0.9 <= heard_at < 8.0
     assert stats["paused"]
     # the position the browser reported is the one the conversation was interrupted at
     assert view.last_stop == pytest.approx(heard_at, abs=1e-6)
@@ -159,6 +162,27 @@ def test_two_browser_sessions_never_see_each_other(
         ctx_b.close()
     # closing the tabs ends their sessions
     wait_until(lambda: all(s.id not in runtime.sessions for s in both), what="sessions dropped")
+
+
+def test_closing_the_tab_mid_reply_stops_its_turn(
+    chromium: Any, app: tuple[str, UIRuntime]
+) -> None:
+    url, runtime = app
+    before = _known(runtime)
+    context, page = open_app(chromium, url)
+    ask_text(page, "A question nobody waits for")
+    session = session_of(runtime, before)
+    view = session.chat
+    assert view is not None
+    wait_until(lambda: view.running and view.reply and view.reply.stream.size, what="the reply")
+    context.close()
+    wait_until(lambda: not view.running, what="the turn to stop")
+    wait_until(lambda: session.id not in runtime.sessions, what="the session to end")
+    assert view.reply is not None and view.reply.stream.ended
+    # it was cut, not finished: no complete reply in the history (what was heard, if a word, is
+    # kept and marked interrupted)
+    replies = [m for m in view.conversation.history if m.role == "assistant"]
+    assert all(m.interrupted for m in replies) and len(replies) <= 1
 
 
 def test_a_recorded_question_is_answered_when_recording_stops(

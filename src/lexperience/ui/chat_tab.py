@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -65,10 +66,12 @@ def build_chat_tab(page: Page) -> None:
         except LexperienceError as exc:
             raise gr.Error(f"The backends could not be loaded: {exc}") from exc
         first = True
-        async for _ in view.ask(question, played=heard):
-            clear = ("", None) if first else (gr.skip(), gr.skip())
-            first = False
-            yield (view.messages(), view.player_state(), metrics_rows(view.metrics), *clear)
+        # closed for sure if Gradio drops the event (the page went away): the turn stops then
+        async with contextlib.aclosing(view.ask(question, played=heard)) as updates:
+            async for _ in updates:
+                clear = ("", None) if first else (gr.skip(), gr.skip())
+                first = False
+                yield (view.messages(), view.player_state(), metrics_rows(view.metrics), *clear)
 
     async def on_stop(heard: float | None, request: gr.Request) -> Any:
         session = session_of(runtime, request)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -105,12 +105,13 @@ class EpisodeSession:
 
     async def ask(
         self, question: Question, *, position: float | None, played: float | None
-    ) -> AsyncIterator[None]:
+    ) -> AsyncGenerator[None, None]:
         """Ask the host at ``position`` (default: where the listener paused last)."""
         if position is not None:
             self.context.position = position
-        async for _ in self.view.ask(question, played=played):
-            yield
+        async with contextlib.aclosing(self.view.ask(question, played=played)) as updates:
+            async for _ in updates:
+                yield
 
     async def close(self) -> None:
         if self._prime_task is not None and not self._prime_task.done():

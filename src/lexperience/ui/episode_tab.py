@@ -9,6 +9,7 @@ Resuming the episode stops the host (the history keeps what was heard).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -168,13 +169,15 @@ def build_episode_tab(page: Page) -> None:
                 where = parse_timestamp(typed_at)
             except (InvalidInputError, ValueError) as exc:
                 raise gr.Error(f"Not a position: {typed_at!r} (use mm:ss)") from exc
-        first = True
         try:
-            async for _ in ep.ask(question, position=where, played=heard):
-                clear = ("", None, ep.status()) if first else (gr.skip(),) * 3
-                first = False
-                yield (ep.view.messages(), ep.view.player_state(), ep.passages(),
-                       metrics_rows(ep.view.metrics), *clear)  # fmt: skip
+            updates = ep.ask(question, position=where, played=heard)
+            async with contextlib.aclosing(updates):
+                first = True
+                async for _ in updates:
+                    clear = ("", None, ep.status()) if first else (gr.skip(),) * 3
+                    first = False
+                    yield (ep.view.messages(), ep.view.player_state(), ep.passages(),
+                           metrics_rows(ep.view.metrics), *clear)  # fmt: skip
         except InvalidInputError as exc:  # a position that is not a time
             raise gr.Error(str(exc)) from exc
 

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,7 +148,9 @@ class ConversationView:
         except Exception as exc:  # the first turn opens it again and reports the error
             log.warning("opening the conversation failed: %s", exc)
 
-    async def ask(self, question: Question, *, played: float | None = None) -> AsyncIterator[None]:
+    async def ask(
+        self, question: Question, *, played: float | None = None
+    ) -> AsyncGenerator[None, None]:
         """Run one turn; yields after every change the browser should see.
 
         ``played`` is where the player stood when the listener asked (they may have cut the
