@@ -7,6 +7,7 @@ Commands:
     lexperience episode search EP.json --at 12:34 "..."          what the companion retrieves
     lexperience backends                       list backends, whether installed, keys set
     lexperience serve [--workers N]            the HTTP + WebSocket service
+    lexperience ui                             the Gradio app in the browser
 
 Exit codes:
     0 success; 1 unexpected internal error; 2 bad command-line usage; 3 configuration problem
@@ -36,6 +37,7 @@ from .cli_episode import (
     run_episode,
 )
 from .cli_serve import add_serve_parser, run_serve
+from .cli_ui import add_ui_parser, run_ui
 from .config import BackendConfig, Settings
 from .conversation import Conversation
 from .errors import (
@@ -102,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     backends.add_argument("--json", action="store_true", help="machine-readable output")
     add_serve_parser(sub)
+    add_ui_parser(sub)
     return parser
 
 
@@ -220,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_run_reply(args, out, err))
         elif args.command == "serve":
             run_serve(args)
+        elif args.command == "ui":
+            run_ui(args)
         elif args.command == "episode":
             asyncio.run(run_episode(args, out, err))
         return EXIT_OK
