@@ -8,6 +8,7 @@ Commands:
     lexperience backends                       list backends, whether installed, keys set
     lexperience serve [--workers N]            the HTTP + WebSocket service
     lexperience ui                             the Gradio app in the browser
+    lexperience live                           talk through the microphone and loudspeaker
 
 Exit codes:
     0 success; 1 unexpected internal error; 2 bad command-line usage; 3 configuration problem
@@ -36,6 +37,7 @@ from .cli_episode import (
     episode_context,
     run_episode,
 )
+from .cli_live import add_live_parser, run_live
 from .cli_serve import add_serve_parser, run_serve
 from .cli_ui import add_ui_parser, run_ui
 from .config import BackendConfig, Settings
@@ -105,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     backends.add_argument("--json", action="store_true", help="machine-readable output")
     add_serve_parser(sub)
     add_ui_parser(sub)
+    add_live_parser(sub)
     return parser
 
 
@@ -227,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_ui(args)
         elif args.command == "episode":
             asyncio.run(run_episode(args, out, err))
+        elif args.command == "live":
+            asyncio.run(run_live(args, out, err))
         return EXIT_OK
     except _UsageError as exc:
         parser.error(str(exc))  # exits with 2

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Sequence
 from types import TracebackType
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 import numpy as np
 
@@ -35,7 +36,10 @@ from .persona import DEFAULT_PERSONA, Persona
 from .pipeline import Backends, ReplySink, TurnPipeline, backend_name
 from .protocols import LLM, STT, TTS, Avatar
 from .reply import Reply
-from .turn import Turn
+from .turn import KnownTranscript, Turn, TurnPlan
+
+if TYPE_CHECKING:
+    from .live import DuplexChunk, LiveOptions
 
 __all__ = ["Conversation", "UserInput", "build_backend"]
 
@@ -211,6 +215,12 @@ class Conversation:
         """Whether a turn is running."""
         return self._turn is not None
 
+    def _amend_reply(self, text: str, interrupted: bool) -> None:
+        """Replace the newest reply in the history (live mode resuming a reply cut short by a
+        false interruption: what was heard before the cut, then the rest)."""
+        if self._history and self._history[-1].role == "assistant" and text:
+            self._history[-1] = Message.assistant(text, interrupted=interrupted)
+
     def _commit(self, pipeline: TurnPipeline, assistant_text: str, interrupted: bool) -> None:
         if not pipeline.user_text:
             return  # the turn never got a question: nothing to remember
@@ -382,15 +392,43 @@ class Conversation:
         One conversation runs one turn at a time, whichever loop or thread asks (``reply()``,
         ``areply()`` and ``stream()`` mixed); ``on_busy`` says what a second one does.
         """
+        inner = self._stream(user_input, keep_frames, encode_video, None)
+        try:
+            async for event in inner:
+                yield event
+        finally:
+            await inner.aclose()
+
+    async def _stream(
+        self,
+        user_input: UserInput,
+        keep_frames: bool | None,
+        encode_video: bool | None,
+        plan: TurnPlan | None,
+    ) -> AsyncGenerator[Event, None]:
+        """:meth:`stream`, optionally changed by a :class:`~lexperience.turn.TurnPlan` (live mode:
+        a transcript made beforehand, a stand-in LLM, a gated commit, its own hooks)."""
         await self._acquire_turn()
         try:
             await self.aopen()
             self._turn_count += 1
             options = self._turn_options(keep_frames, encode_video)
             events: Channel[Event] = Channel(options.event_queue)
+            backends = self.backends
+            commit: Callable[[TurnPipeline, str, bool], None] = self._commit
+            hooks = self.hooks
+            if plan is not None:
+                if plan.transcript is not None:
+                    backends = dataclasses.replace(backends, stt=KnownTranscript(plan.transcript))
+                if plan.llm is not None:
+                    backends = dataclasses.replace(backends, llm=plan.llm)
+                commit = plan.commit or commit
+                if plan.gate is not None:
+                    commit = plan.gate.wrap(commit)
+                hooks = plan.hooks or hooks
             pipeline = TurnPipeline(
                 turn_id=self._turn_count,
-                backends=self.backends,
+                backends=backends,
                 persona=self.persona,
                 history=self._history,
                 providers=self.context,
@@ -399,7 +437,9 @@ class Conversation:
                 frame_filter=self.watermark,
                 sink=self._sink(options),
             )
-            turn = Turn(pipeline, events, self.hooks, self._commit)
+            if plan is not None and plan.started_at is not None:
+                pipeline.metrics.t0 = plan.started_at  # latencies from the end of the speech
+            turn = Turn(pipeline, events, hooks, commit)
             self._turn = turn
 
             async def prepare(p: TurnPipeline) -> Audio | str:
@@ -414,6 +454,28 @@ class Conversation:
         finally:
             self._turn = None
             self._slot.release()
+
+    def live(
+        self,
+        audio_in: AsyncIterable[AudioChunk | DuplexChunk],
+        *,
+        options: LiveOptions | None = None,
+        played: Callable[[int], float] | None = None,
+    ) -> AsyncGenerator[Event, None]:
+        """Talk continuously: listen to a microphone stream and answer each time the user stops.
+
+        ``audio_in`` yields microphone :class:`AudioChunk` s (any rate) or
+        :class:`~lexperience.live.DuplexChunk` s (a microphone chunk with the loudspeaker signal
+        played meanwhile, so the host's own voice cannot interrupt it). Yields the events of
+        every turn, as :meth:`stream` does, plus ``SpeechStarted``, ``SpeechEnded``,
+        ``InterimTranscript`` and ``FalseInterruption``. The user talking over the reply
+        interrupts it (barge-in). ``played(turn_id)`` tells how many seconds of that turn's
+        reply the listener has heard (default: real-time playback from its first audio).
+        See :class:`~lexperience.live.LiveSession` and :class:`~lexperience.live.LiveOptions`.
+        """
+        from .live import LiveSession
+
+        return LiveSession(self, options, played=played).run(audio_in)
 
     async def interrupt(self, *, played_seconds: float | None = None) -> None:
         """Cancel the running turn now; no-op when none runs.

@@ -8,6 +8,13 @@ A turn yields ``TurnStarted``, then (audio input only) any ``PartialTranscript``
 STT and one ``TranscriptEvent``, then interleaved ``TextDelta``/``SentenceEvent``/``AudioEvent``/
 ``VideoEvent``, and ends with exactly one of ``TurnDone``, ``TurnInterrupted`` or ``ErrorEvent``.
 
+Live mode (:meth:`Conversation.live`, :mod:`lexperience.live`) adds four events about the
+microphone stream between and across turns: ``SpeechStarted``, ``SpeechEnded``,
+``InterimTranscript`` and ``FalseInterruption``. Their ``t`` is the *session* time (seconds of
+microphone audio the live session has consumed when it emitted the event), and their
+``turn_id`` is the turn started most recently (0 before the first one): the reply the speech
+overlaps or follows.
+
 Every event type has its hook in :class:`~lexperience.Hooks` (``HOOK_FOR_EVENT`` there).
 """
 
@@ -27,8 +34,12 @@ __all__ = [
     "EVENT_TYPES",
     "ErrorEvent",
     "Event",
+    "FalseInterruption",
+    "InterimTranscript",
     "PartialTranscript",
     "SentenceEvent",
+    "SpeechEnded",
+    "SpeechStarted",
     "TextDelta",
     "TranscriptEvent",
     "TurnDone",
@@ -114,6 +125,46 @@ class TurnInterrupted(_Base):
     reply: Reply
 
 
+class SpeechStarted(_Base):
+    """Live mode: the user started speaking at ``at`` (seconds into the microphone stream);
+    ``while_replying`` says the host was speaking (this may become a barge-in)."""
+
+    type: Literal["speech_started"] = "speech_started"
+    at: float
+    while_replying: bool = False
+
+
+class SpeechEnded(_Base):
+    """Live mode: the user stopped speaking at ``at`` after ``duration`` seconds of speech (the
+    turn ends once the end-of-turn silence has passed too)."""
+
+    type: Literal["speech_ended"] = "speech_ended"
+    at: float
+    duration: float
+
+
+class InterimTranscript(_Base):
+    """Live mode: what the user has said so far in the turn being spoken (``until``: the position
+    in the microphone stream the transcript reaches). The final words arrive in the turn's
+    :class:`TranscriptEvent`."""
+
+    type: Literal["interim_transcript"] = "interim_transcript"
+    text: str
+    until: float
+
+
+class FalseInterruption(_Base):
+    """Live mode: the speech that interrupted reply ``interrupted_turn_id`` had no words (noise, a
+    cough) or only a backchannel ("mhm"), ``transcript`` is what STT heard. ``resumed`` says the
+    host goes on with the rest of that reply (in a new turn that follows at once); otherwise the
+    reply ends where it was cut."""
+
+    type: Literal["false_interruption"] = "false_interruption"
+    interrupted_turn_id: int
+    transcript: str
+    resumed: bool
+
+
 class ErrorEvent(_Base):
     """The turn failed. ``stage`` is the pipeline stage that failed, when known."""
 
@@ -133,8 +184,12 @@ Event = Union[
     TurnDone,
     TurnInterrupted,
     ErrorEvent,
+    SpeechStarted,
+    SpeechEnded,
+    InterimTranscript,
+    FalseInterruption,
 ]
-"""Any event of a turn."""
+"""Any event of a turn or of a live session."""
 
 
 #: Every event type, in the order a turn can yield them.
@@ -149,4 +204,8 @@ EVENT_TYPES: tuple[type[_Base], ...] = (
     TurnDone,
     TurnInterrupted,
     ErrorEvent,
+    SpeechStarted,
+    SpeechEnded,
+    InterimTranscript,
+    FalseInterruption,
 )

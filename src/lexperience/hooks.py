@@ -21,8 +21,12 @@ from .events import (
     AudioEvent,
     ErrorEvent,
     Event,
+    FalseInterruption,
+    InterimTranscript,
     PartialTranscript,
     SentenceEvent,
+    SpeechEnded,
+    SpeechStarted,
     TextDelta,
     TranscriptEvent,
     TurnDone,
@@ -53,6 +57,10 @@ class Hooks:
     on_turn_done: Hook[TurnDone] | None = None
     on_turn_interrupted: Hook[TurnInterrupted] | None = None
     on_error: Hook[ErrorEvent] | None = None
+    on_speech_started: Hook[SpeechStarted] | None = None
+    on_speech_ended: Hook[SpeechEnded] | None = None
+    on_interim_transcript: Hook[InterimTranscript] | None = None
+    on_false_interruption: Hook[FalseInterruption] | None = None
     on_reply: Hook[Reply] | None = None
     on_event: Hook[Event] | None = None
 
@@ -96,4 +104,8 @@ HOOK_FOR_EVENT: dict[type, str] = {
     TurnDone: "on_turn_done",
     TurnInterrupted: "on_turn_interrupted",
     ErrorEvent: "on_error",
+    SpeechStarted: "on_speech_started",
+    SpeechEnded: "on_speech_ended",
+    InterimTranscript: "on_interim_transcript",
+    FalseInterruption: "on_false_interruption",
 }

@@ -4,6 +4,11 @@ and the one way it ends (done, failed or interrupted) with the history left cons
 Internal. The conversation creates a :class:`Turn` per call of ``stream()`` (``areply``/``reply``
 use ``stream``), holds its turn lock while the turn runs, and forwards ``interrupt()`` here, also
 from another event loop or thread.
+
+Live mode (:mod:`lexperience.live`) runs turns with a :class:`TurnPlan`: the input already
+transcribed, a stand-in LLM (to resume a reply), its own hooks, and a :class:`CommitGate` that
+holds the history commit until the reply is confirmed (a speculative turn started before the
+user finished speaking commits nothing unless its transcript turns out final).
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from ._aio import Channel, CrossLoopEvent, cancel_and_wait
 from ._redact import redact
@@ -20,9 +26,11 @@ from .events import AudioEvent, ErrorEvent, Event, TurnDone, TurnInterrupted
 from .hooks import Hooks
 from .media import Audio
 from .pipeline import TurnPipeline
+from .protocols import LLM
 from .reply import Reply
+from .transcript import Transcript
 
-__all__ = ["Commit", "Turn"]
+__all__ = ["Commit", "CommitGate", "KnownTranscript", "Turn", "TurnPlan"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +39,87 @@ Commit = Callable[[TurnPipeline, str, bool], None]
 #: What the turn runs: the pipeline's input, prepared inside the turn's task (decoding a file,
 #: collecting a live stream); it may call ``pipeline.restart_clock()``.
 Prepare = Callable[[TurnPipeline], Awaitable[Audio | str]]
+
+
+class CommitGate:
+    """Holds a turn's history commit until a verdict: :meth:`confirm` applies it (at once, or when
+    the turn ends if it is still running), :meth:`discard` drops it for good. A turn whose gate
+    is discarded leaves the history exactly as it was."""
+
+    def __init__(self) -> None:
+        self.state: Literal["pending", "confirmed", "discarded"] = "pending"
+        self.pipeline: TurnPipeline | None = None
+        self._held: tuple[Commit, str, bool] | None = None
+
+    def wrap(self, commit: Commit) -> Commit:
+        def gated(pipeline: TurnPipeline, text: str, interrupted: bool) -> None:
+            self.pipeline = pipeline
+            if self.state == "confirmed":
+                commit(pipeline, text, interrupted)
+            elif self.state == "pending":
+                self._held = (commit, text, interrupted)
+
+        return gated
+
+    def confirm(self, *, played_seconds: float | None = None) -> None:
+        """Apply the commit (now, or when the turn ends). ``played_seconds``: the listener heard
+        only this much of a reply that had finished: keep the heard part, marked interrupted."""
+        if self.state != "pending":
+            return
+        self.state = "confirmed"
+        held, self._held = self._held, None
+        if held is None or self.pipeline is None:
+            return
+        commit, text, interrupted = held
+        pipeline = self.pipeline
+        if (
+            played_seconds is not None
+            and not interrupted
+            and played_seconds < pipeline.audio_seconds - 1e-6
+        ):
+            text, interrupted = pipeline.heard_text(played_seconds), True
+        commit(pipeline, text, interrupted)
+
+    def discard(self) -> None:
+        if self.state == "pending":
+            self.state = "discarded"
+            self._held = None
+
+
+class KnownTranscript:
+    """An STT stand-in that returns a transcript made before the turn (live mode transcribes
+    while the user speaks); the turn still emits its ``TranscriptEvent``."""
+
+    name = "live"
+
+    def __init__(self, transcript: Transcript) -> None:
+        self.transcript = transcript
+
+    async def transcribe(self, audio: Audio, *, language: str | None = None) -> Transcript:
+        return self.transcript
+
+
+@dataclass
+class TurnPlan:
+    """How a turn differs from a plain ``stream()`` turn (live mode; internal).
+
+    Attributes:
+        transcript: the input audio's transcript, already made: the STT backend is not called.
+        llm: answer with this LLM instead of the conversation's (a reply being resumed).
+        commit: what the history keeps, instead of the conversation's own commit.
+        gate: hold the commit until ``gate.confirm()``; ``gate.discard()`` drops it.
+        hooks: the hooks the turn runs (live mode runs the conversation's hooks itself, when it
+            releases each event).
+        started_at: ``time.perf_counter()`` origin of the turn's clock (the end of the user's
+            speech, before the end-of-turn silence and the transcript).
+    """
+
+    transcript: Transcript | None = None
+    llm: LLM | None = None
+    commit: Commit | None = None
+    gate: CommitGate | None = None
+    hooks: Hooks | None = None
+    started_at: float | None = None
 
 
 class Turn:

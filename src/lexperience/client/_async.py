@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import urlencode, urljoin
 
+import numpy as np
 from pydantic import BaseModel
 
+from .._aio import cancel_and_wait
 from .._optional import require
 from ..errors import (
     AuthenticationError,
@@ -23,7 +26,8 @@ from ..errors import (
     LexperienceError,
     RateLimitError,
 )
-from ..media import Audio
+from ..live.input import DuplexChunk
+from ..media import Audio, AudioChunk
 from ..messages import Message
 from ..server.schema import (
     ConversationInfo,
@@ -110,6 +114,69 @@ class AsyncStream:
         """Stop the running reply; the history keeps what was heard."""
         await self._send({"type": "interrupt", "played_seconds": played_seconds})
 
+    # -- live mode ------------------------------------------------------------------------------
+    async def live_start(self, *, sample_rate: int = 16_000, channels: int = 1,
+                         preemptive: bool | None = None, end_of_turn_silence: float | None = None,
+                         barge_in: bool = True) -> None:  # fmt: skip
+        """Turn live mode on: send audio with :meth:`send_live_audio`, end with :meth:`live_end`."""
+        self._live_rate, self._live_channels = sample_rate, channels
+        await self._send({"type": "live_start", "sample_rate": sample_rate, "channels": channels,
+                          "preemptive": preemptive, "end_of_turn_silence": end_of_turn_silence,
+                          "barge_in": barge_in})  # fmt: skip
+
+    async def send_live_audio(self, chunk: AudioChunk | DuplexChunk) -> None:
+        """One piece of the microphone stream (with the loudspeaker's, on a 2-channel stream),
+        resampled to the stream's rate."""
+        rate = getattr(self, "_live_rate", 16_000)
+        mic, ref = (chunk.mic, chunk.playback) if isinstance(chunk, DuplexChunk) else (chunk, None)
+        pcm = mic.to_audio().resample(rate).samples
+        if getattr(self, "_live_channels", 1) == 2:
+            played = ref.to_audio().resample(rate).samples if ref is not None else pcm[:0]
+            both = np.zeros((pcm.shape[0], 2), dtype=np.float32)
+            both[:, 0] = pcm
+            both[: played.shape[0], 1] = played[: pcm.shape[0]]
+            pcm = both.reshape(-1)
+        await self._send((np.clip(pcm, -1.0, 1.0) * 32767).astype("<i2").tobytes())
+
+    async def played(self, turn_id: int, seconds: float) -> None:
+        """Tell the server how much of a reply the listener has heard (live mode)."""
+        await self._send({"type": "played", "turn_id": turn_id, "seconds": seconds})
+
+    async def live_end(self) -> None:
+        await self._send({"type": "live_end"})
+
+    async def live(
+        self,
+        audio: Audio | AsyncIterable[AudioChunk | DuplexChunk],
+        *,
+        sample_rate: int = 16_000,
+        channels: int = 1,
+        chunk_seconds: float = 0.02,
+        realtime: bool = False,
+        **options: Any,
+    ) -> AsyncGenerator[tuple[BaseModel, bytes | None], None]:
+        """A whole live session: stream ``audio`` (a microphone stream, or a clip sent in
+        ``chunk_seconds`` pieces, at real-time pace if ``realtime``), then ``live_end``; yield
+        every server message until ``live_ended``. ``options``: ``preemptive``,
+        ``end_of_turn_silence``, ``barge_in``."""
+        await self.live_start(sample_rate=sample_rate, channels=channels, **options)
+
+        async def send() -> None:
+            async for chunk in _chunks(audio, chunk_seconds, realtime):
+                await self.send_live_audio(chunk)
+            await self.live_end()
+
+        sender = asyncio.ensure_future(send())
+        try:
+            while True:
+                message, payload = await self.receive()
+                yield message, payload
+                if getattr(message, "type", None) == "live_ended":  # also after a refusal
+                    break
+            await asyncio.wait({sender})
+        finally:
+            await cancel_and_wait(sender)
+
     async def receive(self) -> tuple[BaseModel, bytes | None]:
         """The next server message (its wire model) and, in binary mode, its media payload.
 
@@ -141,6 +208,20 @@ class AsyncStream:
 
     async def close(self) -> None:
         await self._ws.close()
+
+
+async def _chunks(
+    audio: Audio | AsyncIterable[AudioChunk | DuplexChunk], seconds: float, realtime: bool
+) -> AsyncIterator[AudioChunk | DuplexChunk]:
+    if not isinstance(audio, Audio):
+        async for chunk in audio:
+            yield chunk
+        return
+    step = max(1, int(seconds * audio.sample_rate))
+    for start in range(0, len(audio), step):
+        piece = audio.samples[start : start + step]
+        yield AudioChunk(piece, audio.sample_rate)
+        await asyncio.sleep(piece.shape[0] / audio.sample_rate if realtime else 0)
 
 
 class AsyncConversation:

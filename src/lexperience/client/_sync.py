@@ -38,6 +38,25 @@ class Stream:
     def interrupt(self, played_seconds: float | None = None) -> None:
         self._portal.call(self._stream.interrupt(played_seconds))
 
+    def played(self, turn_id: int, seconds: float) -> None:
+        self._portal.call(self._stream.played(turn_id, seconds))
+
+    def live(self, audio: Audio, **options: Any) -> Iterator[tuple[BaseModel, bytes | None]]:
+        """A whole live session on a recorded clip (see :meth:`AsyncStream.live`)."""
+        messages = self._stream.live(audio, **options)
+
+        async def step() -> tuple[BaseModel, bytes | None]:
+            return await messages.__anext__()
+
+        try:
+            while True:
+                try:
+                    yield self._portal.call(step())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._portal.call(messages.aclose())
+
     def receive(self) -> tuple[BaseModel, bytes | None]:
         return self._portal.call(self._stream.receive())
 

@@ -43,11 +43,15 @@ __all__ = [
     "ClientAudioEnd",
     "ClientAudioStart",
     "ClientInterrupt",
+    "ClientLiveEnd",
+    "ClientLiveStart",
     "ClientMessage",
+    "ClientPlayed",
     "ClientText",
     "ConversationInfo",
     "CreateConversation",
     "ErrorBody",
+    "LiveEnded",
     "SessionStarted",
     "TextTurn",
     "VideoSegment",
@@ -164,8 +168,15 @@ class VideoSegment(_Wire):
     data: str | None = Field(default=None, description="base64 MP4; null in binary mode")
 
 
+class LiveEnded(_Wire):
+    """After ``live_end``: the live session answered what was said and stopped listening."""
+
+    type: Literal["live_ended"] = "live_ended"
+    turns: int = Field(description="turns the live session ran")
+
+
 WireEvent: Any = Annotated[
-    Union[tuple([*WIRE_EVENTS.values(), SessionStarted, VideoSegment])],
+    Union[tuple([*WIRE_EVENTS.values(), SessionStarted, VideoSegment, LiveEnded])],
     Field(discriminator="type"),
 ]
 """Any message the server sends on the WebSocket (a discriminated union on ``type``)."""
@@ -227,8 +238,46 @@ class ClientInterrupt(_Wire):
     played_seconds: float | None = Field(default=None, ge=0)
 
 
+class ClientLiveStart(_Wire):
+    """Start live mode: binary 16-bit PCM follows continuously (any amount per message) until
+    ``live_end``; the server detects speech, answers each time the user stops, and lets the
+    user interrupt (see the live-mode guide). ``channels=2``: interleaved, the second channel
+    is what the client's loudspeaker played at the same time (the echo reference)."""
+
+    type: Literal["live_start"] = "live_start"
+    sample_rate: int = Field(default=16_000, ge=8_000, le=48_000)
+    channels: Literal[1, 2] = 1
+    encoding: Literal["pcm_s16le"] = "pcm_s16le"
+    preemptive: bool | None = Field(default=None, description="null: the server decides")
+    end_of_turn_silence: float | None = Field(default=None, ge=0.2, le=3.0)
+    barge_in: bool = True
+
+
+class ClientLiveEnd(_Wire):
+    """Stop live mode: what was said is answered, then ``live_ended`` comes."""
+
+    type: Literal["live_end"] = "live_end"
+
+
+class ClientPlayed(_Wire):
+    """Live mode: the client has played ``seconds`` of turn ``turn_id``'s reply (sent now and
+    then while playing; a barge-in keeps that much of the reply in the history)."""
+
+    type: Literal["played"] = "played"
+    turn_id: int = Field(ge=1)
+    seconds: float = Field(ge=0)
+
+
 ClientMessage = Annotated[
-    Union[ClientText, ClientAudioStart, ClientAudioEnd, ClientInterrupt],
+    Union[
+        ClientText,
+        ClientAudioStart,
+        ClientAudioEnd,
+        ClientInterrupt,
+        ClientLiveStart,
+        ClientLiveEnd,
+        ClientPlayed,
+    ],
     Field(discriminator="type"),
 ]
 """Any JSON message a client sends on the WebSocket."""

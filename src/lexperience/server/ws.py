@@ -5,6 +5,11 @@ question, or ``audio_start``, binary 16-bit PCM chunks and ``audio_end`` for a s
 ``interrupt`` at any time. The server answers with ``session`` first, then every event of each
 turn (:mod:`lexperience.server.schema`). One stream per conversation at a time.
 
+Live mode: ``live_start``, then a continuous stream of binary PCM (mono, or two interleaved
+channels: microphone and the client's loudspeaker), ``played`` reports of the playback position,
+and ``live_end``; the server runs :class:`~lexperience.live.LiveSession` on it and streams its
+events (speech started/ended, interim transcripts, every turn's events), then ``live_ended``.
+
 Close codes: 4401 bad token, 4404 unknown conversation, 4409 a stream is already open, 1001 the
 server is shutting down.
 """
@@ -21,7 +26,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from .._aio import Channel, ChannelClosed, cancel_and_wait
 from ..errors import ConversationBusyError, InvalidInputError, LexperienceError
-from ..events import ErrorEvent, TurnDone, TurnInterrupted
+from ..events import ErrorEvent, TurnDone, TurnInterrupted, TurnStarted
+from ..live.input import DuplexChunk
 from ..media import AudioChunk
 from .codec import EventEncoder, error_body
 from .limits import RateLimited, ServerBusy
@@ -30,8 +36,12 @@ from .schema import (
     ClientAudioEnd,
     ClientAudioStart,
     ClientInterrupt,
+    ClientLiveEnd,
+    ClientLiveStart,
     ClientMessage,
+    ClientPlayed,
     ClientText,
+    LiveEnded,
     SessionStarted,
 )
 from .state import ServiceState
@@ -68,6 +78,9 @@ class _Session:
         self.turn: asyncio.Task[None] | None = None
         self.audio: Channel[AudioChunk] | None = None
         self.audio_rate = 16_000
+        self.live: Any = None  # the LiveSession while live mode is on
+        self.live_audio: Channel[Any] | None = None
+        self.live_channels = 1
         self._send_lock = asyncio.Lock()
 
     async def send(self, message: str | bytes) -> None:
@@ -106,7 +119,11 @@ class _Session:
             where = ".".join(str(p) for p in first["loc"])
             await self.send_error(InvalidInputError(f"bad message ({where}: {first['msg']})"))
             return
-        if isinstance(request, ClientInterrupt):
+        if isinstance(request, (ClientLiveStart, ClientLiveEnd, ClientPlayed)):
+            await self._on_live(request)
+        elif self.live_audio is not None and isinstance(request, (ClientText, ClientAudioStart)):
+            await self.send_error(ConversationBusyError("live mode is on: send live_end first"))
+        elif isinstance(request, ClientInterrupt):
             if self.audio is not None:
                 self.audio.close()
             await self.entry.conversation.interrupt(played_seconds=request.played_seconds)
@@ -124,6 +141,9 @@ class _Session:
                 self.audio = None
 
     async def _on_audio(self, data: bytes) -> None:
+        if self.live_audio is not None:
+            await self._on_live_audio(data)
+            return
         if self.audio is None:
             await self.send_error(InvalidInputError("audio bytes without audio_start"))
             return
@@ -174,7 +194,92 @@ class _Session:
                 self.audio.close()
                 self.audio = None
 
+    # -- live mode ------------------------------------------------------------------------------
+    async def _on_live(self, request: Any) -> None:
+        if isinstance(request, ClientPlayed):
+            if self.live is not None:
+                self.live.clock.report(request.turn_id, request.seconds, self.live.now)
+            return
+        if isinstance(request, ClientLiveEnd):
+            if self.live_audio is None:
+                await self.send_error(InvalidInputError("live_end without live_start"))
+            else:
+                self.live_audio.close()
+            return
+        # every live_start gets one live_ended: at the end, or right after the refusal's error
+        refused = LiveEnded(turns=0).model_dump_json()
+        if self.state.closing:
+            await self.send_error(ServerBusy(5.0), retry_after=5.0)
+            await self.send(refused)
+            return
+        if self.live_audio is not None or (self.turn is not None and not self.turn.done()):
+            await self.send_error(ConversationBusyError("a turn or a live session is running"))
+            await self.send(refused)
+            return
+        try:
+            self.state.limiter.take(self.client)
+            session = _live_session(self.entry.conversation, request)
+        except RateLimited as exc:
+            await self.send_error(exc, retry_after=exc.retry_after)
+            await self.send(refused)
+            return
+        except LexperienceError as exc:
+            await self.send_error(exc)
+            await self.send(refused)
+            return
+        self.live, self.live_audio = session, Channel(_AUDIO_BACKLOG)
+        self.audio_rate, self.live_channels = request.sample_rate, request.channels
+        self.turn = asyncio.ensure_future(self._live_run(session, self.live_audio))
+
+    async def _on_live_audio(self, data: bytes) -> None:
+        assert self.live_audio is not None
+        width = 2 * self.live_channels
+        if len(data) > _MAX_CHUNK_BYTES or len(data) % width:
+            await self.send_error(InvalidInputError(
+                f"a live audio message must be whole frames of {self.live_channels} 16-bit "
+                "samples"))  # fmt: skip
+            return
+        pcm = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+        item: Any
+        if self.live_channels == 2:
+            frames = pcm.reshape(-1, 2)
+            item = DuplexChunk(AudioChunk(frames[:, 0].copy(), self.audio_rate),
+                               AudioChunk(frames[:, 1].copy(), self.audio_rate))  # fmt: skip
+        else:
+            item = AudioChunk(pcm, self.audio_rate)
+        with contextlib.suppress(ChannelClosed):  # live mode already ended
+            await self.live_audio.send(item)
+
+    async def _live_run(self, session: Any, audio: Channel[Any]) -> None:
+        turns = 0
+        try:
+            async with self.state.admission.slot():  # a live session holds one turn slot
+                events = session.run(_drain(audio))
+                async with contextlib.aclosing(events):
+                    async for event in events:
+                        if isinstance(event, TurnStarted):
+                            turns += 1
+                        if isinstance(event, (TurnDone, TurnInterrupted)):
+                            await self.state.keep_media(self.entry, event.reply)
+                        for message in await self.encoder.encode(event):
+                            await self.send(message)
+                        self.entry.touch()
+        except ServerBusy as exc:
+            await self.send_error(exc, retry_after=exc.retry_after)
+        except LexperienceError as exc:
+            await self.send_error(exc)
+        except Exception as exc:  # the socket went away
+            log.info("live stream of %s ended: %s", self.entry.id, type(exc).__name__)
+            return
+        finally:
+            audio.close()
+            self.live, self.live_audio = None, None
+        with contextlib.suppress(Exception):  # (unless the socket went away meanwhile)
+            await self.send(LiveEnded(turns=turns).model_dump_json())
+
     async def close(self) -> None:
+        if self.live_audio is not None:
+            self.live_audio.close()
         if self.audio is not None:
             self.audio.close()
         if self.turn is not None and not self.turn.done():
@@ -183,7 +288,18 @@ class _Session:
         self.encoder.close()
 
 
-async def _drain(channel: Channel[AudioChunk]) -> Any:
+def _live_session(conversation: Any, request: ClientLiveStart) -> Any:
+    from ..live import LiveOptions, LiveSession
+
+    options: dict[str, Any] = {"preemptive": request.preemptive, "barge_in": request.barge_in}
+    if request.end_of_turn_silence is None:
+        return LiveSession(conversation, LiveOptions(**options))
+    return LiveSession(
+        conversation, LiveOptions.with_end_of_turn(request.end_of_turn_silence, **options)
+    )
+
+
+async def _drain(channel: Channel[Any]) -> Any:
     async for chunk in channel:
         yield chunk
 
