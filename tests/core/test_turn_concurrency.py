@@ -25,6 +25,7 @@ from lexperience import (
 from lexperience._aio import CrossLoopLock
 from lexperience._portal import Portal
 from lexperience.context import TurnContext
+from lexperience.events import AudioEvent
 from lexperience.testing import FakeLLM, FakeSTT, FakeTTS
 from lexperience.transcript import Transcript
 
@@ -108,7 +109,14 @@ async def test_on_busy_error_holds_across_loops() -> None:
 async def test_on_busy_interrupt_holds_across_loops() -> None:
     conv = Conversation(llm=FakeLLM(LONG, token_interval=0.02), tts=FakeTTS(), on_busy="interrupt")
     started = threading.Event()
-    conv.hooks = Hooks(on_audio=lambda e: started.set())
+
+    def heard_some(event: AudioEvent) -> None:
+        # a second of the reply was delivered, so some of its words were heard: one 0.2 s chunk
+        # is less than a word, and a reply of which nothing was heard leaves no assistant message
+        if event.offset + event.chunk.duration >= 1.0:
+            started.set()
+
+    conv.hooks = Hooks(on_audio=heard_some)
     outcome: list[BaseException] = []
 
     def run() -> None:
