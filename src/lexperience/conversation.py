@@ -27,6 +27,7 @@ from .errors import (
     TurnCancelledError,
 )
 from .events import Event, TurnDone, TurnInterrupted
+from .heard import SpokenReply
 from .hooks import Hooks
 from .media import Audio, AudioChunk
 from .messages import Message
@@ -148,6 +149,7 @@ class Conversation:
             raise ConfigurationError("on_busy must be 'wait', 'interrupt' or 'error'")
         self.on_busy: OnBusy = on_busy
         self._history: list[Message] = []
+        self._spoken: SpokenReply | None = None  # the newest finished reply, for a late stop
         self._turn_count = 0
         self._turn: Turn | None = None
         self._slot = CrossLoopLock()  # one turn at a time, whatever loop or thread asks
@@ -190,6 +192,7 @@ class Conversation:
 
     def clear_history(self) -> None:
         self._history.clear()
+        self._spoken = None
 
     def load_history(self, messages: Sequence[Message]) -> None:
         """Replace the history with ``messages`` (user and assistant only, starting with a user
@@ -204,6 +207,7 @@ class Conversation:
         if items and items[0].role != "user":
             raise InvalidInputError("a history starts with a user message")
         self._history = items
+        self._spoken = None
         excess = len(self._history) - self.history_limit
         if excess > 0:
             del self._history[:excess]
@@ -225,8 +229,13 @@ class Conversation:
         if not pipeline.user_text:
             return  # the turn never got a question: nothing to remember
         self._history.append(Message.user(pipeline.user_text))
+        self._spoken = None
         if assistant_text:
             self._history.append(Message.assistant(assistant_text, interrupted=interrupted))
+            if not interrupted:
+                self._spoken = SpokenReply.of(
+                    assistant_text, pipeline.spans, pipeline.audio_seconds
+                )
         excess = len(self._history) - self.history_limit
         if excess > 0:
             del self._history[:excess]
@@ -478,16 +487,25 @@ class Conversation:
         return LiveSession(self, options, played=played).run(audio_in)
 
     async def interrupt(self, *, played_seconds: float | None = None) -> None:
-        """Cancel the running turn now; no-op when none runs.
+        """Cancel the running turn now, or stop the newest reply's playback after its turn ended.
 
         ``played_seconds`` is how much of the reply audio the listener actually heard (a player
         knows; default: everything the stream delivered). The history keeps the user's question
         and only that part of the reply, marked ``interrupted``. Returns once every stage has
         stopped. Works from any task, event loop or thread (a Stop button's handler), and from a
         hook of the turn itself.
+
+        When no turn runs, a player that stops the reply it is still playing passes
+        ``played_seconds``: the history's newest reply is cut to what was heard (once; a second
+        call, a call without ``played_seconds`` or one after a newer turn changes nothing).
         """
         turn = self._turn
         if turn is None or turn.committed:
+            spoken = self._spoken
+            if played_seconds is not None and spoken is not None:
+                trimmed = spoken.trimmed(self._history, played_seconds)
+                if trimmed is not None:
+                    self._history, self._spoken = trimmed, None
             return
         turn.request_interrupt(played_seconds)
         if turn.loop is not asyncio.get_running_loop():

@@ -6,10 +6,13 @@ the next turn's LLM does not believe it said what nobody heard.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["SentenceSpan", "heard_text"]
+from .messages import Message
+
+__all__ = ["SentenceSpan", "SpokenReply", "heard_text"]
 
 #: Seconds per character of typical English speech, until the reply's own rate is known.
 _DEFAULT_RATE = 0.065
@@ -57,3 +60,38 @@ def heard_text(spans: Sequence[SentenceSpan], played_seconds: float) -> str:
                 parts.append(" ".join(words[:keep]) + " …")
         break
     return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class SpokenReply:
+    """The newest finished reply as it was spoken: enough to trim the history to what the
+    listener heard when a player stops it after the turn ended."""
+
+    text: str
+    spans: tuple[SentenceSpan, ...]
+    audio_seconds: float
+
+    @classmethod
+    def of(cls, text: str, spans: Sequence[SentenceSpan], audio_seconds: float) -> SpokenReply:
+        done = tuple(dataclasses.replace(s, complete=True) for s in spans)  # the turn ended
+        return cls(text, done, audio_seconds)
+
+    def trimmed(self, history: Sequence[Message], played_seconds: float) -> list[Message] | None:
+        """``history`` with this reply cut to what ``played_seconds`` of its audio said, marked
+        interrupted; ``None`` when nothing changes (everything was heard, or the history's last
+        message is no longer this reply)."""
+        if played_seconds >= self.audio_seconds - 1e-6:
+            return None
+        last = history[-1] if history else None
+        if (
+            last is None
+            or last.role != "assistant"
+            or last.interrupted
+            or last.content != self.text
+        ):
+            return None
+        heard = heard_text(self.spans, max(0.0, played_seconds))
+        kept = list(history[:-1])
+        if heard:
+            kept.append(Message.assistant(heard, interrupted=True))
+        return kept
