@@ -71,6 +71,8 @@ def test_no_device_listed_or_no_microphone(monkeypatch, capsys) -> None:
     monkeypatch.setitem(sys.modules, "sounddevice", FakePortAudio([]))
     with pytest.raises(ConfigurationError, match="no audio device: PortAudio lists no devices"):
         SoundDevice()
+    assert main(["live", "--list-devices"]) == 0
+    assert "no audio devices: PortAudio lists none" in capsys.readouterr().out
     monkeypatch.setitem(sys.modules, "sounddevice", FakePortAudio([{"max_input_channels": 0}]))
     assert main(["live"]) == 3
     assert "no audio device: Error querying device -1" in capsys.readouterr().err

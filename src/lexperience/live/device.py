@@ -83,7 +83,10 @@ class SoundDevice:
     @staticmethod
     def list_devices() -> str:
         """The devices PortAudio sees (what ``--list-devices`` prints)."""
-        return str(_sounddevice().query_devices())
+        devices = _sounddevice().query_devices()
+        if len(devices) == 0:
+            return "no audio devices: PortAudio lists none (a server or a container without sound)"
+        return str(devices)
 
     def _check(self) -> None:
         sd = self.sd
