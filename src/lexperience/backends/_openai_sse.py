@@ -1,7 +1,7 @@
 """Server-sent events of an OpenAI streaming response, read straight off the HTTP body.
 
 The SDK's own stream (``openai.AsyncStream``) builds a pydantic model for every event: about
-250 µs of CPU per token on the event loop, three times what the rest of the HTTP stack costs.
+250 µs of CPU per token on the event loop, twice what the rest of the HTTP stack costs.
 At 50 conversations streaming 50 tokens a second each, that alone kept one event loop busy
 (issue 19). The backends therefore open their streams with ``with_streaming_response`` (the SDK
 still builds the request, sends it, and raises its typed errors for a bad status) and read the
