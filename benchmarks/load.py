@@ -21,12 +21,17 @@ throughput (turns per second of wall time, think time included), the worst event
 client's and the server's CPU time per turn and the peak resident memory of the process. Each level
 runs in a fresh child process (``--no-isolate`` runs them in this one), so that the peak memory is
 that level's own. ``--transport inprocess`` swaps the backends and the server for in-process twins
-of the same services (no HTTP, no SDKs), which leaves the library's own cost.
+of the same services (no HTTP, no SDKs), which leaves the library's own cost. ``--baseline-src``
+runs every level twice, alternately with the library of an older checkout and with this tree's,
+against the same server, and reports both. The question audio is made before the clock starts
+(it is the users' work, not the library's).
 Target: p95 time to first audio at N=50 within 1.5x of N=1.
 
     python benchmarks/load.py                          # N = 1, 10, 50 over HTTP
     python benchmarks/load.py --transport inprocess    # the same with in-process twins
     python benchmarks/load.py --levels 1 10 --turns 3 --avatar
+    git worktree add /tmp/base <commit>                # before and after, in one run:
+    python benchmarks/load.py --baseline-src /tmp/base/src
 
 Prints a table and writes ``benchmarks/results/load.json`` (one entry per transport; the one
 not run keeps its previous figures).
@@ -58,7 +63,9 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import latency_server as sim  # noqa: E402
+from load_report import ms, print_table, print_target, target_of  # noqa: E402
 
+import lexperience  # noqa: E402
 from lexperience import Conversation, Persona  # noqa: E402
 from lexperience.events import AudioEvent, ErrorEvent, TurnDone  # noqa: E402
 
@@ -135,14 +142,16 @@ async def converse(
     think: float,
     rng: random.Random,
     profile: sim.LatencyProfile,
+    questions: dict[int, Any],
 ) -> list[TurnRecord]:
-    """One user: ``turns`` unique questions, one after the other."""
+    """One user: ``turns`` unique questions, one after the other (their audio, by question
+    number, is made before the clock starts: it is the users' work, not the library's)."""
     records: list[TurnRecord] = []
     for t in range(turns):
         await asyncio.sleep(rng.uniform(0.0, think))
         record = TurnRecord(conversation=index, qid=index * 1000 + t + 1)
         records.append(record)
-        audio = sim.question_audio(record.qid)
+        audio = questions[record.qid]
         started = time.perf_counter()
         reply = None
         try:
@@ -197,9 +206,15 @@ async def run_level(
             b = sim.cloud_backends(url, avatar=avatar, portrait=portrait)
             return Conversation(stt=b.stt, llm=b.llm, tts=b.tts, avatar=b.avatar, persona=PERSONA)
 
+        # every question's audio, made now: 5 ms each on the loop would delay the other users
+        questions = {
+            i * 1000 + t + 1: sim.question_audio(i * 1000 + t + 1)
+            for i in [*range(n), 999]
+            for t in range(turns)
+        }
         # warm-up: imports and first-use costs, not counted
         async with conversation() as warm:
-            await converse(999, warm, 1, 0.0, random.Random(seed), profile)
+            await converse(999, warm, 1, 0.0, random.Random(seed), profile, questions)
         rss_before = rss_mb()
         convs = [conversation() for _ in range(n)]
         rngs = [random.Random(seed * 100_003 + i) for i in range(n)]
@@ -209,7 +224,10 @@ async def run_level(
         for conv in convs:
             await conv.aopen()
         results = await asyncio.gather(
-            *(converse(i, c, turns, think, rngs[i], profile) for i, c in enumerate(convs)),
+            *(
+                converse(i, c, turns, think, rngs[i], profile, questions)
+                for i, c in enumerate(convs)
+            ),
             return_exceptions=True,
         )
         wall = time.perf_counter() - wall0
@@ -239,6 +257,7 @@ async def run_level(
     crosstalk = sum(1 for r in records if any(p.startswith("crosstalk") for p in r.problems))
     return {
         "conversations": n,
+        "library": str(Path(lexperience.__file__).resolve().parent),
         "turns_per_conversation": turns,
         "turns_expected": expected,
         "turns_completed": completed,
@@ -273,9 +292,14 @@ def _record(r: TurnRecord) -> dict[str, Any]:
 
 
 def run_child(
-    url: str | None, profile: sim.LatencyProfile, n: int, args: argparse.Namespace
+    url: str | None,
+    profile: sim.LatencyProfile,
+    n: int,
+    args: argparse.Namespace,
+    src: Path | None = None,
 ) -> Any:
-    """Run one level in a fresh Python process (its peak memory is then the level's own)."""
+    """Run one level in a fresh Python process (its peak memory is then the level's own);
+    ``src``: import lexperience from that ``src`` folder instead (an older checkout)."""
     command = [
         sys.executable, __file__, "--child", url or "inprocess", "--levels", str(n),
         "--profile", json.dumps(profile.to_dict()), "--think", str(args.think),
@@ -284,7 +308,12 @@ def run_child(
     ]  # fmt: skip
     if args.avatar:
         command.append("--avatar")
-    out = subprocess.run(command, capture_output=True, text=True, timeout=args.level_timeout)
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [env.get("PYTHONPATH")])])
+    out = subprocess.run(
+        command, capture_output=True, text=True, timeout=args.level_timeout, env=env
+    )
     for line in reversed(out.stdout.splitlines()):
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT ") :])
@@ -295,35 +324,6 @@ def turns_for(n: int, args: argparse.Namespace) -> int:
     turns: int = args.turns
     samples: int = args.min_samples
     return max(turns, math.ceil(samples / n))
-
-
-def print_table(levels: list[dict[str, Any]]) -> None:
-    print(
-        f"\n{'N':>4} {'turns':>6} {'first audio p50 / p95':>23} {'later turns':>19} "
-        f"{'total p50 / p95':>19} "
-        f"{'turns/s':>8} {'peak RSS':>9} {'/conv':>7} {'CPU/turn':>9} {'server':>7} "
-        f"{'stall':>7} {'lost':>5} {'xtalk':>6}"
-    )
-    for lv in levels:
-        fa, tt = lv["first_audio_s"], lv["total_s"]
-        print(
-            f"{lv['conversations']:>4} {lv['turns_completed']:>3}/{lv['turns_expected']:<3}"
-            f" {_pair(fa):>22} {_pair(lv['first_audio_later_turns_s']):>19} {_pair(tt):>19}"
-            f" {lv['throughput_turns_per_s']:>8.2f}"
-            f" {lv['peak_rss_mb']:>6.0f} MB {lv['peak_rss_per_conversation_mb']:>4.1f}MB"
-            f" {lv['client_cpu_s_per_turn'] * 1000:>6.0f} ms {_cpu(lv.get('server_cpu_s_per_turn'))}"
-            f" {lv['worst_loop_stall_s'] * 1000:>4.0f}ms {lv['lost']:>5} {lv['crosstalk']:>6}"
-        )
-
-
-def _cpu(seconds: float | None) -> str:
-    return f"{'-':>7}" if seconds is None else f"{seconds * 1000:>4.0f} ms"
-
-
-def _pair(stats: dict[str, Any]) -> str:
-    if stats.get("median") is None:
-        return "-"
-    return f"{stats['median'] * 1000:.0f} / {stats['p95'] * 1000:.0f} ms"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -347,6 +347,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="give up on a level after this many seconds")  # fmt: skip
     parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the results")
     parser.add_argument("--note", default="", help="a remark stored with the results")
+    parser.add_argument("--baseline-src", type=Path, metavar="DIR",
+                        help="also run each level with the lexperience of DIR (the src folder of "
+                             "an older checkout), alternating with this tree's, against the same "
+                             "server: before and after in one run")  # fmt: skip
     parser.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--profile", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -354,6 +358,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("levels and --turns must be >= 1, --think >= 0, --scale > 0")
     if args.transport == "inprocess" and args.avatar:
         parser.error("--avatar needs --transport http")
+    if args.baseline_src is not None:
+        if args.no_isolate:
+            parser.error("--baseline-src runs the levels in child processes: drop --no-isolate")
+        if not (args.baseline_src / "lexperience" / "__init__.py").is_file():
+            parser.error(f"--baseline-src: no lexperience package in {args.baseline_src}")
+        args.baseline_src = args.baseline_src.resolve()
     return args
 
 
@@ -373,60 +383,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     profile = sim.BENCH_PROFILE.scaled(args.scale)
     machine = sim.machine_info()
     started = datetime.datetime.now(datetime.timezone.utc)
+    baseline = args.baseline_src
     levels: list[dict[str, Any]] = []
+    before: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(sim.running(profile)) if args.transport == "http" else None
         url = server.url if server is not None else None
-        for n in args.levels:
+        for k, n in enumerate(args.levels):
             turns = turns_for(n, args)
             print(f"N={n}: {n} conversations x {turns} turns ({args.transport}) ...", flush=True)
-            server_cpu = process_cpu_s(server.process.pid) if server is not None else None
-            if args.no_isolate:
-                level = asyncio.run(
-                    run_level(url, profile, n, turns, think=args.think, seed=args.seed,
-                              avatar=args.avatar)
-                )  # fmt: skip
-            else:
-                level = run_child(url, profile, n, args)
-            if server is not None and server_cpu is not None:
-                used = process_cpu_s(server.process.pid) - server_cpu
-                level["server_cpu_s_per_turn"] = round(used / max(1, level["turns_completed"]), 4)
-            fa = level["first_audio_s"]
-            print(
-                f"  first audio p50 {_ms(fa['median'])} p95 {_ms(fa['p95'])}, "
-                f"{level['turns_completed']}/{level['turns_expected']} turns ok, "
-                f"{level['throughput_turns_per_s']} turns/s, peak {level['peak_rss_mb']} MB",
-                flush=True,
-            )
-            levels.append(level)
+            # with a baseline the two take turns going first, so that neither always gets the
+            # machine in the state the other left it in
+            variants = [None] if baseline is None else [baseline, None][:: 1 if k % 2 else -1]
+            for src in variants:
+                server_cpu = process_cpu_s(server.process.pid) if server is not None else None
+                if args.no_isolate:
+                    level = asyncio.run(
+                        run_level(url, profile, n, turns, think=args.think, seed=args.seed,
+                                  avatar=args.avatar)
+                    )  # fmt: skip
+                else:
+                    level = run_child(url, profile, n, args, src)
+                if server is not None and server_cpu is not None:
+                    used = process_cpu_s(server.process.pid) - server_cpu
+                    level["server_cpu_s_per_turn"] = round(
+                        used / max(1, level["turns_completed"]), 4
+                    )
+                fa = level["first_audio_s"]
+                print(
+                    f"  {'baseline' if src else 'this tree'}: first audio p50 "
+                    f"{ms(fa['median'])} p95 {ms(fa['p95'])}, "
+                    f"{level['turns_completed']}/{level['turns_expected']} turns ok, "
+                    f"{level['throughput_turns_per_s']} turns/s, peak {level['peak_rss_mb']} MB",
+                    flush=True,
+                )
+                (before if src else levels).append(level)
     machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    print_table(levels)
-    by_n = {lv["conversations"]: lv for lv in levels}
-    lo, hi = min(by_n), max(by_n)
-
-    def p95_ratio(key: str) -> float | None:
-        a, b = by_n[lo][key]["p95"], by_n[hi][key]["p95"]
-        return round(b / a, 3) if lo != hi and a and b else None
-
-    ratio, later = p95_ratio("first_audio_s"), p95_ratio("first_audio_later_turns_s")
-    clean = all(lv["lost"] == 0 and lv["crosstalk"] == 0 for lv in levels)
-    target = {
-        "p95_first_audio_ratio": ratio,
-        "p95_first_audio_ratio_later_turns": later,
-        "between": [lo, hi],
-        "limit": TARGET_P95_RATIO,
-        "met": ratio is not None and ratio <= TARGET_P95_RATIO,
-        "no_crosstalk_no_loss": clean,
-    }
-    if ratio is not None:
-        verdict = "met" if target["met"] else "MISSED"
-        print(
-            f"\np95 first audio at N={hi} / N={lo}: {ratio:.2f}x "
-            f"(target <= {TARGET_P95_RATIO}x: {verdict})"
-        )
-    if later is not None:
-        print(f"the same over each conversation's later turns only: {later:.2f}x")
-    print("every reply matched its own question, nothing lost" if clean else "FAILURES: see JSON")
+    target = target_of(levels, TARGET_P95_RATIO)
+    if baseline is not None:
+        print_table(before, f"baseline: lexperience from {baseline}")
+        print_target(target_of(before, TARGET_P95_RATIO), "baseline: ")
+    print_table(levels, "this tree" if baseline is not None else "")
+    print_target(target)
+    clean = target["no_crosstalk_no_loss"]
     run = {
         "measured_at": started.isoformat(timespec="seconds"),
         "command": "python benchmarks/load.py "
@@ -452,6 +451,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "target": target,
         "levels": levels,
     }
+    if baseline is not None:
+        run["baseline"] = {
+            "src": str(baseline),
+            "target": target_of(before, TARGET_P95_RATIO),
+            "levels": before,
+        }
     if args.note:
         run["note"] = args.note
     # one file, one entry per transport (a transport not run keeps its previous figures)
@@ -465,10 +470,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")
     return 0 if clean else 1
-
-
-def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v * 1000:.0f} ms"
 
 
 if __name__ == "__main__":

@@ -155,6 +155,14 @@ def _chain(exc: BaseException | None, depth: int = 4) -> Iterator[BaseException]
         depth -= 1
 
 
+def _refused(exc: BaseException) -> BaseException | None:
+    """The aiohttp connection failure under ``exc``: the SDK's aiohttp transport raises a
+    refused or unresolvable connection as ``ConnectTimeout``, which it is not."""
+    error = getattr(sys.modules.get("aiohttp"), "ClientConnectorError", None)
+    links = _chain(exc, depth=6) if isinstance(error, type) else ()
+    return next((e for e in links if isinstance(e, error)), None)  # type: ignore[arg-type]
+
+
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     value = headers.get(name)
     if value is None and not hasattr(headers, "getlist"):  # a plain dict keeps the server's case
@@ -310,6 +318,10 @@ class ErrorMapper:
             return exc
         if not isinstance(exc, Exception):
             return None
+        refused = _refused(exc)
+        if refused is not None:
+            name = type(refused).__name__
+            return self.error(f"could not reach {self.service} ({name})", retryable=True)
         for translate in (
             self._openai,
             self._elevenlabs,

@@ -4,6 +4,7 @@ and their common base class with its lifecycle."""
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import os
 from collections.abc import Mapping
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 
 ENV_KEY = "OPENAI_API_KEY"
 ENV_BASE_URL = "OPENAI_BASE_URL"
+#: Which HTTP stack the OpenAI backends use: ``auto`` (aiohttp when it is installed, else
+#: httpx), ``aiohttp`` or ``httpx``.
+ENV_HTTP = "LEXPERIENCE_OPENAI_HTTP"
 #: Sent when a non-OpenAI server (Ollama, vLLM, llama.cpp) needs no key: the SDK requires one.
 LOCAL_PLACEHOLDER_KEY = "not-needed"
 
@@ -36,6 +40,25 @@ def _shared_ssl_context() -> Any:
     """httpx2's default TLS context (same CA bundle and settings), built once per process."""
     httpx2 = require("httpx2", "openai", feature="the OpenAI backends")
     return httpx2.create_ssl_context()
+
+
+def http_stack() -> str:
+    """``"aiohttp"`` or ``"httpx"``: the HTTP stack new OpenAI clients get (see ``ENV_HTTP``).
+
+    The SDK's aiohttp transport (``openai.DefaultAioHttpClient``, the ``openai[aiohttp]``
+    extra) reads a streamed body for about half the CPU of httpx's pure-Python stack (h11,
+    httpcore, anyio): with 50 conversations on one event loop, that is what decides how late
+    the first audio comes (issue 19)."""
+    choice = os.environ.get(ENV_HTTP, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "aiohttp", "httpx"):
+        raise ConfigurationError(f"{ENV_HTTP} must be auto, aiohttp or httpx, got {choice!r}")
+    if choice == "httpx":
+        return "httpx"
+    if importlib.util.find_spec("aiohttp") is not None:
+        return "aiohttp"
+    if choice == "aiohttp":
+        raise ConfigurationError(f"{ENV_HTTP}=aiohttp needs aiohttp: pip install 'openai[aiohttp]'")
+    return "httpx"
 
 
 def is_openai_host(base_url: str | None) -> bool:
@@ -145,10 +168,12 @@ class OpenAIConnection:
             kwargs["default_headers"] = self.default_headers
         # One TLS context for every client: building one loads the CA bundle (~50 ms of CPU on
         # the event loop), which three backends x N conversations would otherwise each pay.
-        kwargs["http_client"] = openai.DefaultAsyncHttpxClient(
-            verify=_shared_ssl_context(), timeout=timeout
+        stack = http_stack()
+        http_client = (
+            openai.DefaultAioHttpClient if stack == "aiohttp" else openai.DefaultAsyncHttpxClient
         )
-        log.debug("building an OpenAI client for %s", self.base_url or "api.openai.com")
+        kwargs["http_client"] = http_client(verify=_shared_ssl_context(), timeout=timeout)
+        log.debug("building an OpenAI client for %s (%s)", self.base_url or "api.openai.com", stack)
         return openai.AsyncOpenAI(**kwargs)
 
     @property

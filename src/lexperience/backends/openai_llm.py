@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any, Literal
 
 from ..errors import BackendError, ConfigurationError, RateLimitError
 from ..messages import Message
 from ._cloud import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, ConnectOptions, Secret, retry_stream
 from ._openai_common import OpenAIBackend, OpenAIConnection
+from ._openai_sse import sse_events
 
 __all__ = ["ConnectOptions", "OpenAILLM"]
 
@@ -147,23 +149,18 @@ class OpenAILLM(OpenAIBackend):
             params["extra_body"] = self.extra_body
         errors = self._conn.errors
         with errors.mapped():
-            stream = await self._conn.client.chat.completions.create(**params)
-            try:
-                async for chunk in stream:
-                    choices = getattr(chunk, "choices", None) or ()
-                    for choice in choices:
-                        if getattr(choice, "index", 0) not in (0, None):
-                            continue
-                        delta = getattr(choice, "delta", None)
-                        content = getattr(delta, "content", None) if delta is not None else None
-                        if content:
+            # the body is read as raw events (see _openai_sse): no SDK model per token
+            create = self._conn.client.chat.completions.with_streaming_response.create
+            async with create(**params) as response, aclosing(sse_events(response)) as chunks:
+                async for chunk in chunks:
+                    for choice in _choices(chunk):
+                        content = _field(choice.get("delta"), "content")
+                        if content and isinstance(content, str):
                             yield content
-                        if getattr(choice, "finish_reason", None) == "content_filter":
+                        if choice.get("finish_reason") == "content_filter":
                             raise errors.error(
                                 "the reply was stopped by the provider's content filter"
                             )
-            finally:
-                await stream.close()
 
     # -- Responses API ------------------------------------------------------------------------
     async def _responses(
@@ -186,27 +183,23 @@ class OpenAILLM(OpenAIBackend):
             params["extra_body"] = self.extra_body
         errors = self._conn.errors
         with errors.mapped():
-            stream = await self._conn.client.responses.create(**params)
-            try:
-                async for event in stream:
-                    kind = getattr(event, "type", None)
+            create = self._conn.client.responses.with_streaming_response.create
+            async with create(**params) as response, aclosing(sse_events(response)) as events:
+                async for event in events:
+                    if not isinstance(event, dict):
+                        continue
+                    kind = event.get("type")
                     if kind == "response.output_text.delta":
-                        delta = getattr(event, "delta", None)
+                        delta = event.get("delta")
                         if delta:
                             yield delta
                     elif kind == "error":
-                        raise self._event_error(
-                            getattr(event, "code", None), getattr(event, "message", None)
-                        )
+                        raise self._event_error(event.get("code"), event.get("message"))
                     elif kind == "response.failed":
-                        error = getattr(getattr(event, "response", None), "error", None)
-                        raise self._event_error(
-                            getattr(error, "code", None), getattr(error, "message", None)
-                        )
+                        error = _field(event.get("response"), "error")
+                        raise self._event_error(_field(error, "code"), _field(error, "message"))
                     elif kind in ("response.completed", "response.incomplete"):
                         break
-            finally:
-                await stream.close()
 
     def _event_error(self, code: object, message: object) -> BackendError:
         errors = self._conn.errors
@@ -216,3 +209,16 @@ class OpenAILLM(OpenAIBackend):
             return RateLimitError(errors.redact(text), backend="openai", stage="llm")
         # server_error (and an error without a code) may pass; invalid_prompt, quota... do not
         return errors.error(text, retryable=code_s in ("server_error", ""))
+
+
+def _field(obj: object, name: str) -> Any:
+    """``obj[name]`` when ``obj`` is a JSON object, else ``None``."""
+    return obj.get(name) if isinstance(obj, dict) else None
+
+
+def _choices(chunk: object) -> list[dict[str, Any]]:
+    """The choices of a chat chunk that belong to the first completion (index 0)."""
+    choices = _field(chunk, "choices")
+    if not isinstance(choices, list):
+        return []
+    return [c for c in choices if isinstance(c, dict) and c.get("index", 0) in (0, None)]

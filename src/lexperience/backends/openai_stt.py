@@ -22,6 +22,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import aclosing
 from typing import Any
 
 from ..errors import ConfigurationError
@@ -36,6 +37,7 @@ from ._cloud import (
     retry_stream,
 )
 from ._openai_common import OpenAIBackend, OpenAIConnection
+from ._openai_sse import sse_events
 
 __all__ = ["ConnectOptions", "OpenAISTT"]
 
@@ -223,23 +225,25 @@ class OpenAISTT(OpenAIBackend):
     ) -> AsyncIterator[str]:
         """The deltas of one streamed request; the ``done`` text lands in ``final``."""
         errors = self._conn.errors
-        stream = await client.audio.transcriptions.create(**params, stream=True)
-        try:
-            async for event in stream:
-                kind = getattr(event, "type", None)
+        # the body is read as raw events (see _openai_sse): no SDK model per event
+        create = client.audio.transcriptions.with_streaming_response.create
+        async with (
+            create(**params, stream=True) as response,
+            aclosing(sse_events(response)) as events,
+        ):
+            async for event in events:
+                kind = event.get("type") if isinstance(event, dict) else None
                 if kind == "transcript.text.delta":
-                    delta = getattr(event, "delta", "") or ""
-                    if delta:
+                    delta = event.get("delta", "") or ""
+                    if delta and isinstance(delta, str):
                         yield delta
                 elif kind == "transcript.text.done":
-                    text = getattr(event, "text", None)
+                    text = event.get("text")
                     if isinstance(text, str):
                         final[:] = [text]
                 elif kind == "error":
-                    detail = getattr(event, "message", None) or "error event"
+                    detail = event.get("message") or "error event"
                     raise errors.error(f"transcription failed mid-stream: {detail}", retryable=True)
-        finally:
-            await stream.close()
 
     async def _partial(self, delta: str) -> None:
         if self.on_partial is None or not delta:

@@ -4,11 +4,10 @@ request ids, and streamed answers on the latency profile's schedule."""
 from __future__ import annotations
 
 import asyncio
-import email.parser
-import email.policy
 import io
 import itertools
 import json
+import re
 import threading
 import time
 import wave
@@ -41,15 +40,40 @@ _REQUEST_IDS = {
 }
 
 
+_BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
+_DISPOSITION = re.compile(r"^content-disposition:(.*)$", re.IGNORECASE | re.MULTILINE)
+_NAME = re.compile(r'(?<![\w-])name="([^"]*)"')
+_FILENAME = re.compile(r'(?<![\w-])filename="([^"]*)"')
+
+
 def parse_multipart(body: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
-    """Form fields and files of a multipart/form-data body (stdlib only)."""
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    """Form fields and files of a multipart/form-data body: ``{name: (filename, content)}``
+    (``filename`` is ``None`` for a plain field).
+
+    A direct split on the boundary: the stdlib ``email`` parser took 4 ms of the server's event
+    loop per 78 kB upload, which 50 conversations starting at once turned into 200 ms of delay
+    for every other answer the server was streaming.
+    """
+    match = _BOUNDARY.search(content_type)
+    if match is None:
+        return {}
+    delimiter = b"--" + match.group(1).strip().encode("latin-1")
     out: dict[str, tuple[str | None, bytes]] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True)
-        out[str(name)] = (part.get_filename(), payload if isinstance(payload, bytes) else b"")
+    for part in body.split(delimiter)[1:]:
+        if part.startswith(b"--"):  # the closing delimiter
+            break
+        head, sep, content = part.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        if content.endswith(b"\r\n"):
+            content = content[:-2]
+        disposition = _DISPOSITION.search(head.decode("utf-8", "replace").strip())
+        if disposition is None:
+            continue
+        name = _NAME.search(disposition.group(1))
+        filename = _FILENAME.search(disposition.group(1))
+        if name is not None:
+            out[name.group(1)] = (filename.group(1) if filename else None, content)
     return out
 
 
