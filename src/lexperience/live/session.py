@@ -285,6 +285,7 @@ class LiveSession:
         if (
             user is not None
             and not self._detector.speaking
+            and not self._detector.pending  # speech may be starting again
             and user.end is not None
             and not user.eot
             and self.now - user.end >= opts.end_of_turn_silence - 1e-9
