@@ -6,6 +6,7 @@ closing the tab ends the live session."""
 
 from __future__ import annotations
 
+import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,6 +66,7 @@ def test_live_tab_answers_plays_and_is_interrupted_by_voice(live_chromium: Any) 
         page.get_by_role("tab", name="Live").click()
         page.wait_for_function("() => window.lexperience.player('live')")
         mic = page.locator("#lex-live-mic")
+        time.sleep(1.0)  # the recorder's set-up (a click before it ends records nothing)
         mic.get_by_role("button", name="Record", exact=True).click()
 
         session = wait_until(
@@ -73,6 +75,7 @@ def test_live_tab_answers_plays_and_is_interrupted_by_voice(live_chromium: Any) 
         )
         view = session.live
         wait_until(lambda: view.running, what="listening")
+        wait_until(lambda: view.mic_seconds > 0.5, what="the microphone's audio")
         wait_until(
             lambda: any(isinstance(e, SpeechStarted) for e in view.events), what="speech start"
         )

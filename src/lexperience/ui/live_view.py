@@ -137,6 +137,7 @@ class LiveView:
         self._version = 0
         self._interim: ChatEntry | None = None
         self._resuming = False
+        self.mic_seconds = 0.0  # microphone audio received
         self._stopped = False  # Stop was pressed: chunks are ignored until the next start()
 
     # -- what the browser shows -----------------------------------------------------------------
@@ -187,6 +188,7 @@ class LiveView:
         if chunk is None or self._stopped:
             return
         self._listen()
+        self.mic_seconds += chunk.duration
         assert self._mic is not None
         self._mic.put_nowait(chunk)
 
