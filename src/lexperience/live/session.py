@@ -99,6 +99,8 @@ class LiveSession:
             if self.options.preemptive is not None
             else is_local(conversation, "llm")
         )
+        cloud = not is_local(conversation, "stt") and not is_local(conversation, "llm")
+        self.preemptive_silence = self.options.preemptive_pause(cloud)
         self.interim = (
             self.options.interim_transcripts
             if self.options.interim_transcripts is not None
@@ -246,7 +248,7 @@ class LiveSession:
         if (
             not self.preemptive
             or user.preempted == user.revision
-            or silence < self.options.preemptive_silence - 1e-9
+            or silence < self.preemptive_silence - 1e-9
             or user.overlap
             or user.barged is not None
             or user.eot
