@@ -118,6 +118,7 @@ def test_live_tab_answers_plays_and_is_interrupted_by_voice(live_chromium: Any) 
         )
         history = view.conversation.history
         assert history[1].interrupted and history[1].content
+        assert view.reports > 0  # the page's player said how much it played
 
         context.close()  # the tab goes away: its session and its live task end
         wait_until(

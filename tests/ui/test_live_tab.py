@@ -209,6 +209,30 @@ async def test_speaking_over_the_reply_interrupts_it_and_stops_the_player(voice,
     assert history[2] == Message.user(STOP) and history[3].interrupted
 
 
+async def test_the_players_reports_say_what_was_heard(voice, vad) -> None:
+    tab = Tab(vad, LONG_REPLY)
+    await tab.listen()
+    await tab.silence(0.5)
+    await tab.say(voice["question"].samples)
+    await tab.silence_until(lambda: TurnStarted in tab.kinds())
+    await tab.silence(1.5)
+    url = tab.view.player["url"]
+    assert tab.view.player["report"] == f"lexperience/played/{tab.view.key}"
+    # the browser started late: it has played 0.5 s when 1.5 s of the reply were released
+    tab.view.report(url.rsplit("/", 1)[1].removesuffix(".mp4"), 0.5)
+    tab.view.report("someone-else", 9.0)  # not this reply: ignored
+    assert tab.view.reports == 1
+    await tab.say(voice["stop"].samples)
+    await tab.silence_until(lambda: TurnInterrupted in tab.kinds())
+    interrupted = next(e for e in tab.view.events if isinstance(e, TurnInterrupted))
+    # 0.5 s, then real time from the report to the cut (the speech's first 0.4 s and the lag)
+    assert 0.5 < interrupted.played_seconds < 1.5
+    await tab.runtime.sessions.drop("tab-1")
+    assert tab.listener is not None
+    await asyncio.wait_for(tab.listener, 10)
+    assert leftover_tasks() == []
+
+
 async def test_stop_ends_the_session_at_once_and_ignores_the_microphone(voice, vad) -> None:
     tab = Tab(vad, LONG_REPLY)
     await tab.listen()

@@ -11,10 +11,10 @@ new :class:`~lexperience.ui.stream.ReplyStream` per reply and is told to stop (`
 None}``) the moment a reply is interrupted. :meth:`updates` yields after each change, for the
 Gradio handler that sends them.
 
-What the listener heard: the session's :class:`~lexperience.live.PlaybackClock` assumes the
-browser plays each reply in real time from its first audio; the browser starts a little later
-(it fetches and buffers the stream first), so the history may keep a fraction of a second more
-than was heard when the user interrupts.
+What the listener heard: the page's player reports the position it played a few times a second
+(``POST /lexperience/played/<key>``, :meth:`LiveView.report`) to the session's
+:class:`~lexperience.live.PlaybackClock`, which goes on from the latest report in real time.
+Until the first report of a reply, the clock assumes real-time playback from its first audio.
 
 The view ends with its tab (:meth:`close`), when the user presses Stop (:meth:`stop`: cut at
 once) or stops the microphone (:meth:`end_input`: the last turn is answered first); no task
@@ -130,6 +130,9 @@ class LiveView:
         #: every event but the media ones, in order (tests and the status read them)
         self.events: deque[Event] = deque(maxlen=2000)
         self._turns: dict[int, _Turn] = {}
+        self._turn_of: dict[str, int] = {}  # stream key -> turn id (the player's reports)
+        self._session: LiveSession | None = None
+        self.reports = 0  # played positions the page reported
         self._streams = 0
         self._mic: asyncio.Queue[AudioChunk | None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -237,7 +240,7 @@ class LiveView:
     ) -> None:
         if previous is not None:
             await cancel_and_wait(previous)
-        session = LiveSession(self.conversation, self.options, vad=self.vad)
+        session = self._session = LiveSession(self.conversation, self.options, vad=self.vad)
         try:
             async with contextlib.aclosing(session.run(self._chunks(queue))) as events:
                 async for event in events:
@@ -257,6 +260,14 @@ class LiveView:
                 self._mic = None
             self.state = "off"
             self._wake()
+
+    def report(self, stream_key: str, seconds: float) -> None:
+        """The page's player has played ``seconds`` of the reply streamed as ``stream_key``."""
+        session, turn_id = self._session, self._turn_of.get(stream_key)
+        if session is None or turn_id is None or not self.running:
+            return
+        self.reports += 1
+        session.clock.report(turn_id, seconds, session.now)
 
     # -- events -----------------------------------------------------------------------------------
     async def _on_event(self, event: Event) -> None:
@@ -327,7 +338,11 @@ class LiveView:
         self._interim = None
         self._turns = {k: t for k, t in self._turns.items() if not t.stream.ended}
         self._turns[turn_id] = _Turn(turn_id, stream, user, answer)
-        self.player = {"url": media_path(stream.key), "turn": self._streams, "fps": fps}
+        self._turn_of = {stream.key: turn_id}  # only the reply playing now reports
+        self.player = {
+            "url": media_path(stream.key), "turn": self._streams, "fps": fps,
+            "report": f"lexperience/played/{self.key}",
+        }  # fmt: skip
         self.state = "the host replies"
 
     async def _end(self, turn_id: int, text: str, note: str | None, *, cut: bool = False) -> None:

@@ -57,6 +57,7 @@ class UIRuntime:
         self._streams: dict[str, ReplyStream] = {}
         self._latest: dict[str, str] = {}  # view key -> its latest stream key
         self._episode_audio: dict[str, Path] = {}  # session key -> the file its player plays
+        self._live: dict[str, LiveView] = {}  # view key -> the Live tab view (played reports)
         self._tasks: list[asyncio.Task[Any]] = []
         self.ready = False
         self.load_error: str | None = None
@@ -161,7 +162,12 @@ class UIRuntime:
             session.live = LiveView(
                 conversation, options=self.config.live, on_stream=self._register
             )
+            self._live[session.live.key] = session.live
         return session.live
+
+    def live_view(self, key: str) -> LiveView | None:
+        """The Live tab view whose player reports with ``key``."""
+        return self._live.get(key)
 
     async def open_episode(
         self, session: UISession, transcript: Path, audio: Path | None = None
@@ -220,6 +226,8 @@ class UIRuntime:
         return self._episode_audio.get(session_key)
 
     def _forget_view(self, view: ConversationView | LiveView) -> None:
+        if isinstance(view, LiveView):
+            self._live.pop(view.key, None)
         key = self._latest.pop(view.key, None)
         if key is not None:
             self._streams.pop(key, None)
