@@ -15,6 +15,9 @@ Same inputs, same run, the same conversation object (models loaded once), for ea
   50 ms;
 * **(c) live, preemptive**: the same with preemptive generation. Target: below (b) by most of
   the STT + first-token time;
+* **(d) live, preemptive, shorter pause** (with ``--preemptive-silence S``): (c) with
+  ``LiveOptions.preemptive_silence=S``, in the same run, to compare the pause that starts the
+  speculative reply;
 * **barge-in**: from the moment the second utterance has lasted ``barge_in_min_speech`` (the
   sample that makes it an interruption was delivered) to the ``TurnInterrupted`` received.
 
@@ -190,7 +193,7 @@ async def live_run(conv: Conversation, track: Track, options: LiveOptions) -> di
 
 
 # -- the benchmark --------------------------------------------------------------------------------
-async def bench(name: str, runs: int) -> dict[str, Any]:
+async def bench(name: str, runs: int, short_pause: float | None = None) -> dict[str, Any]:
     question, barge = await speech(QUESTION), await speech(BARGE)
     options = LiveOptions()
     eot = options.end_of_turn_silence
@@ -213,15 +216,19 @@ async def bench(name: str, runs: int) -> dict[str, Any]:
             assert clip is not None, "the warm-up session ran no turn"
             await reply_first_audio(conv, clip)
             a: list[float] = []
-            modes: dict[str, list[float]] = {"b": [], "c": []}
+            modes: dict[str, list[float]] = {"b": [], "c": [], "d": []}
+            kinds = ("b", "c", "d") if short_pause is not None else ("b", "c")
             barge_in: list[float] = []
             lags: list[float] = []
             for run in range(runs):
                 a.append(await reply_first_audio(conv, clip))
-                order = ("b", "c") if run % 2 == 0 else ("c", "b")
+                order = kinds if run % 2 == 0 else kinds[::-1]
                 for mode in order:
                     track = session_track()
-                    opts = options.model_copy(update={"preemptive": mode == "c"})
+                    update: dict[str, Any] = {"preemptive": mode != "b"}
+                    if mode == "d":
+                        update["preemptive_silence"] = short_pause
+                    opts = options.model_copy(update=update)
                     found = await live_run(conv, track, opts)
                     if "first_audio" in found:
                         modes[mode].append(found["first_audio"])
@@ -230,7 +237,8 @@ async def bench(name: str, runs: int) -> dict[str, Any]:
                     if "vad_end_lag" in found:
                         lags.append(found["vad_end_lag"])
                 print(f"  run {run + 1}/{runs}: a {a[-1] * 1e3:.0f} ms, b "
-                      f"{_ms(modes['b'][-1:])}, c {_ms(modes['c'][-1:])}", flush=True)  # fmt: skip
+                      f"{_ms(modes['b'][-1:])}, c {_ms(modes['c'][-1:])}, d {_ms(modes['d'][-1:])}",
+                      flush=True)  # fmt: skip
     result: dict[str, Any] = {
         "a_reply": summarize(a), "b_live": summarize(modes["b"]),
         "c_live_preemptive": summarize(modes["c"]), "barge_in": summarize(barge_in),
@@ -238,6 +246,9 @@ async def bench(name: str, runs: int) -> dict[str, Any]:
         "end_of_turn_silence": eot, "barge_in_min_speech": options.barge_in_min_speech,
         "runs": runs,
     }  # fmt: skip
+    if short_pause is not None:
+        result["d_live_preemptive_short_pause"] = summarize(modes["d"])
+        result["short_pause"] = short_pause
     if name in ("cloud", "fake"):
         result["first_bytes_sum"] = round(sum(FIRST_BYTES.values()), 3)
     return result
@@ -269,6 +280,11 @@ def report(name: str, r: dict[str, Any]) -> None:
         f"  the VAD dates the end of speech {med('vad_end_lag') * 1e3:.0f} ms after the truth "
         "(the end of turn counts from there)"
     )
+    if "d_live_preemptive_short_pause" in r:
+        d = med("d_live_preemptive_short_pause")
+        print(f"  (d) preemptive after {r['short_pause'] * 1e3:.0f} ms  {d * 1e3:7.0f} ms   p95 "
+              f"{r['d_live_preemptive_short_pause']['p95'] * 1e3:7.0f} ms: {(b - d) * 1e3:.0f} ms "
+              "below (b)")  # fmt: skip
     if "first_bytes_sum" in r:
         total = r["first_bytes_sum"]
         print(f"  (c) - services' first bytes ({total * 1e3:.0f} ms) = {(c - total) * 1e3:.0f} ms")
@@ -279,12 +295,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--stack", choices=("local", "cloud", "fake", "both"), default="both")
     parser.add_argument("--no-save", action="store_true", help="do not write the JSON")
+    parser.add_argument("--preemptive-silence", type=float, default=None, metavar="S",
+                        help="also measure (d): preemption after a pause of S seconds")  # fmt: skip
     args = parser.parse_args(argv)
     names = ("local", "cloud") if args.stack == "both" else (args.stack,)
     saved: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     for name in names:
         print(f"{name}: {args.runs} runs", flush=True)
-        result = asyncio.run(bench(name, args.runs))
+        result = asyncio.run(bench(name, args.runs, args.preemptive_silence))
         report(name, result)
         saved[name] = result
     saved["machine"] = machine_info()

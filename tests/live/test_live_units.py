@@ -135,3 +135,24 @@ def test_silero_gives_the_same_probabilities_in_one_call_or_frame_by_frame(vad) 
     pieces = np.concatenate([vad.probabilities(x[i : i + 512]) for i in range(0, x.shape[0], 512)])
     assert whole.shape == (20,) and np.allclose(whole, pieces, atol=1e-5)
     assert vad.probabilities(x[:100]).shape == (0,)
+
+
+def test_the_preemptive_pause_is_shorter_when_stt_and_llm_are_remote() -> None:
+    pytest.importorskip("openai")
+    from live_support import conversation
+
+    from lexperience.backends.openai_llm import OpenAILLM
+    from lexperience.backends.openai_stt import OpenAISTT
+    from lexperience.live import LiveOptions, LiveSession
+    from lexperience.testing import wire
+
+    url = "http://127.0.0.1:9/v1"  # never called
+    cloud = conversation(OpenAISTT(api_key=wire.OPENAI_KEY, base_url=url),
+                         llm=OpenAILLM(api_key=wire.OPENAI_KEY, base_url=url))  # fmt: skip
+    half = conversation(OpenAISTT(api_key=wire.OPENAI_KEY, base_url=url))  # a local LLM
+    assert LiveSession(cloud).preemptive_silence == 0.064
+    assert LiveSession(half).preemptive_silence == 0.1
+    assert LiveSession(conversation()).preemptive_silence == 0.1
+    chosen = LiveOptions(preemptive_silence=0.15)
+    assert LiveSession(cloud, chosen).preemptive_silence == 0.15
+    assert LiveOptions.with_end_of_turn(0.05).preemptive_pause(cloud=True) == 0.05

@@ -80,9 +80,16 @@ class SpeechDetector:
         """Seconds of silence since the last speech frame, while still speaking."""
         return self._silence if self.speaking else 0.0
 
+    @property
+    def pending(self) -> bool:
+        """Whether speech frames have begun that do not make ``min_speech`` yet (speech may be
+        starting: a decision that silence has lasted long enough waits for it)."""
+        return self._run_start is not None
+
     def speech_seconds(self, now: float) -> float:
-        """How long the current segment has lasted (0 when not speaking)."""
-        return now - self.onset if self.speaking else 0.0
+        """How long the current segment has lasted, to its newest speech frame (the silence
+        that may end it is no speech); 0 when not speaking."""
+        return min(now, self.last_speech) - self.onset if self.speaking else 0.0
 
     def reset(self) -> None:
         self.speaking = False

@@ -6,7 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["DEFAULT_BACKCHANNELS", "LiveOptions"]
+__all__ = ["CLOUD_PREEMPTIVE_SILENCE", "DEFAULT_BACKCHANNELS", "LiveOptions"]
+
+#: The default ``preemptive_silence`` when the STT and the LLM both run in the cloud.
+CLOUD_PREEMPTIVE_SILENCE = 0.064
 
 #: Words that acknowledge without taking the floor: an utterance made only of these while the
 #: host speaks is a backchannel, not an interruption (compared after :func:`~.words.normalise`).
@@ -55,7 +58,10 @@ class LiveOptions(BaseModel):
             the LLM runs locally, off for a cloud LLM (a cancelled attempt costs tokens).
         preemptive_silence: the pause that starts a preemptive reply (at most
             ``speech_end_silence``; speech that goes on cancels it at the end of the turn, if its
-            words changed).
+            words changed). ``None`` (default): 64 ms (two VAD frames) when the STT and the LLM
+            both run in the cloud, where an attempt at a short pause between words costs no
+            local CPU; 0.1 s otherwise (a CPU-bound local STT and LLM busy with such attempts
+            delay the final transcript).
         echo_cancel: subtract the loudspeaker signal from the microphone when chunks carry it
             (:class:`~lexperience.live.DuplexChunk`).
         echo_filter_seconds: length of the adaptive echo filter (the room's echo tail it
@@ -84,7 +90,7 @@ class LiveOptions(BaseModel):
     false_interruption: Literal["resume", "end"] = "resume"
     backchannels: tuple[str, ...] = DEFAULT_BACKCHANNELS
     preemptive: bool | None = None
-    preemptive_silence: float = Field(default=0.1, gt=0)
+    preemptive_silence: float | None = Field(default=None, gt=0)
     echo_cancel: bool = True
     echo_filter_seconds: float = Field(default=0.064, gt=0, le=0.5)
     echo_max_delay: float = Field(default=0.4, gt=0, le=2)
@@ -96,9 +102,16 @@ class LiveOptions(BaseModel):
         """Options with ``end_of_turn_silence=seconds`` and the shorter silences that must not
         exceed it lowered to fit."""
         end = min(0.16, seconds)
-        fitted = {"speech_end_silence": end, "post_roll": min(0.1, end),
-                  "preemptive_silence": min(0.1, end)}  # fmt: skip
+        fitted: dict[str, object] = {"speech_end_silence": end, "post_roll": min(0.1, end)}
+        if end < 0.1:
+            fitted["preemptive_silence"] = end
         return cls.model_validate({**fitted, **options, "end_of_turn_silence": seconds})
+
+    def preemptive_pause(self, cloud: bool) -> float:
+        """The ``preemptive_silence`` in force (``cloud``: the STT and the LLM are remote)."""
+        if self.preemptive_silence is not None:
+            return self.preemptive_silence
+        return min(CLOUD_PREEMPTIVE_SILENCE if cloud else 0.1, self.speech_end_silence)
 
     @model_validator(mode="after")
     def _check(self) -> LiveOptions:
@@ -108,6 +121,9 @@ class LiveOptions(BaseModel):
             raise ValueError("speech_end_silence must not exceed end_of_turn_silence")
         if self.post_roll > self.speech_end_silence:
             raise ValueError("post_roll must not exceed speech_end_silence")
-        if self.preemptive_silence > self.speech_end_silence:
+        if (
+            self.preemptive_silence is not None
+            and self.preemptive_silence > self.speech_end_silence
+        ):
             raise ValueError("preemptive_silence must not exceed speech_end_silence")
         return self

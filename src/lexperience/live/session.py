@@ -37,8 +37,6 @@ from .._aio import cancel_and_wait
 from ..errors import (
     ConfigurationError,
     ConversationBusyError,
-    InvalidInputError,
-    LexperienceError,
 )
 from ..events import (
     AudioEvent,
@@ -57,6 +55,7 @@ from .options import LiveOptions
 from .outbox import Outbox
 from .playback import PlaybackClock
 from .reply import ReplayLLM, ReplyRun, amend_commit
+from .transcripts import Transcripts
 from .userturn import Barged, UserTurn, as_error, is_local
 from .vad import VAD, SileroVAD
 from .words import has_words, is_backchannel, same_words
@@ -100,12 +99,13 @@ class LiveSession:
             if self.options.preemptive is not None
             else is_local(conversation, "llm")
         )
+        cloud = not is_local(conversation, "stt") and not is_local(conversation, "llm")
+        self.preemptive_silence = self.options.preemptive_pause(cloud)
         self.interim = (
             self.options.interim_transcripts
             if self.options.interim_transcripts is not None
             else is_local(conversation, "stt")
         )
-        self._interim_task: asyncio.Task[Any] | None = None
         self.now = 0.0
         self.last_turn_id = 0
         self.outbox = Outbox(conversation.options.event_queue)
@@ -114,7 +114,7 @@ class LiveSession:
         self.front: Frontend | None = None
         self._detector: SpeechDetector | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._stt_lock = asyncio.Lock()
+        self.transcripts = Transcripts(self)
         self._running = False
         self._closing = False
 
@@ -199,10 +199,10 @@ class LiveSession:
             if (
                 self.interim
                 and self.now - max(user.start, user.interim_at) >= opts.interim_interval
-                and not self._stt_lock.locked()
+                and not self.transcripts.busy
             ):
                 user.interim_at = self.now
-                self._transcribe(user, user.revision, self.now, interim=True)
+                self.transcripts.start(user, user.revision, self.now, interim=True)
         if user is not None and self._detector.speaking:
             self._maybe_preempt(user)
         if transition is not None and transition.kind == "end" and user is not None:
@@ -248,7 +248,7 @@ class LiveSession:
         if (
             not self.preemptive
             or user.preempted == user.revision
-            or silence < self.options.preemptive_silence - 1e-9
+            or silence < self.preemptive_silence - 1e-9
             or user.overlap
             or user.barged is not None
             or user.eot
@@ -257,7 +257,7 @@ class LiveSession:
             return
         user.preempted = user.revision
         end = min(self.now, self._detector.last_speech + self.options.post_roll)
-        self._transcribe(user, user.revision, end)
+        self.transcripts.start(user, user.revision, end)
         self._spawn(self._preempt(user, user.revision, end))
 
     def _speech_ended(self, user: UserTurn) -> None:
@@ -287,6 +287,7 @@ class LiveSession:
         if (
             user is not None
             and not self._detector.speaking
+            and not self._detector.pending  # speech may be starting again
             and user.end is not None
             and not user.eot
             and self.now - user.end >= opts.end_of_turn_silence - 1e-9
@@ -312,55 +313,9 @@ class LiveSession:
         if run is not None and run.audio_released and user is not None and user.answer is run:
             self.user = None  # its reply is being heard: the user's turn is over
 
-    # -- transcripts ----------------------------------------------------------------------------
-    def _transcribe(
-        self, user: UserTurn, revision: int, end: float, *, interim: bool = False
-    ) -> asyncio.Task[Transcript | None]:
-        audio = self._audio(user.start - self.options.pre_roll, end)
-        if not interim:  # transcripts of what the user said before are stale now
-            for old, stale in user.stt.items():
-                if old < revision and not stale.done():
-                    stale.cancel()
-        task = self._spawn(self._stt(audio, user, end if interim else None))
-        if interim:
-            self._interim_task = task
-        else:
-            user.stt[revision] = task
-        return task
-
-    async def _stt(self, audio: Audio, user: UserTurn, interim_until: float | None) -> Any:
-        stt = self.conversation.backends.stt
-        interim = self._interim_task
-        if interim_until is None and interim is not None and not interim.done():
-            await cancel_and_wait(interim)  # a decision waits for no interim transcript
-        try:
-            async with self._stt_lock:
-                transcript = await stt.transcribe(
-                    audio, language=self.conversation.persona.language
-                )
-        except InvalidInputError:  # silence, or too short for this STT: no words
-            return Transcript(text="")
-        except LexperienceError as exc:
-            self._emit(ErrorEvent, error=exc, stage="stt")
-            return None
-        if not isinstance(transcript, Transcript):
-            return None
-        if interim_until is not None and user is self.user and transcript.text.strip():
-            self._emit(InterimTranscript, text=transcript.text.strip(), until=interim_until)
-        return transcript
-
-    async def _transcript_for(self, user: UserTurn, revision: int) -> Transcript | None:
-        if revision in user.transcripts:
-            return user.transcripts[revision]
-        task = user.stt.get(revision) or self._transcribe(user, revision, self._stt_end(user))
-        transcript = await task
-        if transcript is not None:
-            user.transcripts[revision] = transcript
-        return transcript
-
     # -- decisions --------------------------------------------------------------------------------
     async def _preempt(self, user: UserTurn, revision: int, end: float) -> None:
-        transcript = await self._transcript_for(user, revision)
+        transcript = await self.transcripts.get(user, revision)
         if (
             transcript is None
             or user is not self.user
@@ -380,7 +335,7 @@ class LiveSession:
     async def _end_of_turn(self, user: UserTurn) -> None:
         revision = user.revision
         end = self._stt_end(user)
-        transcript = await self._transcript_for(user, revision)
+        transcript = await self.transcripts.get(user, revision)
         if user is not self.user or user.revision != revision or not user.eot:
             return  # the user spoke again meanwhile: the next end of turn decides
         if transcript is None or not has_words(transcript.text):
@@ -418,7 +373,7 @@ class LiveSession:
 
     async def _check_overlap(self, user: UserTurn, revision: int, end: float) -> None:
         """Short speech over the reply ended: interrupt only if it had real words."""
-        transcript = await self._transcript_for(user, revision)
+        transcript = await self.transcripts.get(user, revision)
         if user is not self.user or not user.overlap or user.revision != revision:
             return
         text = transcript.text if transcript is not None else ""
@@ -435,7 +390,7 @@ class LiveSession:
 
     async def _check_barge_in(self, user: UserTurn, revision: int, end: float) -> None:
         """The speech that cut the reply ended: was it a real interruption?"""
-        transcript = await self._transcript_for(user, revision)
+        transcript = await self.transcripts.get(user, revision)
         if user is not self.user or user.revision != revision or user.decided:
             return
         text = transcript.text if transcript is not None else ""

@@ -9,7 +9,9 @@
 
 The reply plays while it is made: the server encodes the turn's audio and frames into one
 fragmented MP4 as they stream (:mod:`lexperience.ui.livemp4`) and the page plays it through
-Media Source Extensions (:mod:`lexperience.ui.player`). See the "Gradio app" guide.
+Media Source Extensions (:mod:`lexperience.ui.player`). The "Live" tab streams the microphone
+into a live session (:mod:`lexperience.ui.live_view`): turns end on silence, speaking over the
+reply stops it. See the "Gradio app" guide.
 """
 
 from __future__ import annotations

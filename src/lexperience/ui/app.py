@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from .chat_tab import build_chat_tab
 from .config import UIConfig
 from .episode_tab import build_episode_tab
+from .live_tab import build_live_tab
 from .page import Page, TabBuilder, session_of
 from .routes import media_router
 from .runtime import UIRuntime
@@ -29,7 +30,7 @@ __all__ = ["DEFAULT_TABS", "build_blocks", "create_app"]
 log = logging.getLogger(__name__)
 
 #: The tabs of the page, in order. A new tab is one more builder here.
-DEFAULT_TABS: tuple[TabBuilder, ...] = (build_chat_tab, build_episode_tab)
+DEFAULT_TABS: tuple[TabBuilder, ...] = (build_chat_tab, build_live_tab, build_episode_tab)
 
 _CSS = """
 #lex-notice { font-size: 0.92em; }

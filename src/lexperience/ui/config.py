@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import Settings
+from ..live.options import LiveOptions
 
 __all__ = ["UIConfig", "sample_episode"]
 
@@ -48,6 +49,8 @@ class UIConfig(BaseModel):
             dropped (closing the tab drops them at once).
         max_upload_bytes: the largest uploaded or recorded file.
         title: the page title.
+        live: the "Live" tab's turn-taking and barge-in knobs
+            (:class:`~lexperience.live.LiveOptions`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -60,6 +63,7 @@ class UIConfig(BaseModel):
     session_ttl: float = Field(default=3600.0, gt=0)
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     title: str = "lexperience"
+    live: LiveOptions = Field(default_factory=LiveOptions)
 
     def default_episode(self) -> tuple[Path, Path | None] | None:
         """The transcript and audio the episode tab opens with."""

@@ -1,9 +1,9 @@
 """What the tabs of the app share: :class:`Page`, and the :class:`TabBuilder` contract.
 
 A tab is a function that builds its components inside the page's ``gr.Blocks`` and wires its
-handlers to the :class:`~lexperience.ui.runtime.UIRuntime`. Adding a tab (say, a "Live" tab
-with continuous voice and barge-in) means writing one more such function and listing it in
-:func:`lexperience.ui.app.build_blocks`; nothing else changes. A tab that shows per-persona state
+handlers to the :class:`~lexperience.ui.runtime.UIRuntime`. Adding a tab (as the "Live" tab,
+:mod:`lexperience.ui.live_tab`, was added) means writing one more such function and listing it
+in :data:`lexperience.ui.app.DEFAULT_TABS`; nothing else changes. A tab that shows per-persona state
 registers a :class:`PersonaReset` so that picking another persona clears it.
 """
 

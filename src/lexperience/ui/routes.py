@@ -6,6 +6,8 @@
   without audio; ``404`` for a key that is not (or no longer) live.
 * ``GET /lexperience/episode/{session}/{name}``: the episode audio of a browser session (byte
   ranges, so the player can seek).
+* ``POST /lexperience/played/{key}``: the Live tab's player reports how much of a reply it
+  played (``{"url": ..., "seconds": ...}``), for the live session's playback clock.
 
 Both keys are secrets made per browser session (``secrets.token_urlsafe``): knowing one is the
 only way in, as with Gradio's own session files.
@@ -17,6 +19,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, HTTPException, Response
 from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel, Field
 
 from .runtime import UIRuntime
 from .stream import ReplyStream
@@ -24,6 +27,13 @@ from .stream import ReplyStream
 __all__ = ["media_router"]
 
 _NO_STORE = {"Cache-Control": "no-store"}
+
+
+class Played(BaseModel):
+    """A player's report: it has played ``seconds`` of the reply at ``url``."""
+
+    url: str = Field(max_length=300)
+    seconds: float = Field(ge=0, le=24 * 3600)
 
 
 def media_router(runtime: UIRuntime) -> APIRouter:
@@ -51,6 +61,15 @@ def media_router(runtime: UIRuntime) -> APIRouter:
         if path is None or path.name != name or not path.is_file():
             raise HTTPException(status_code=404, detail="no such episode audio")
         return FileResponse(path)
+
+    @router.post("/played/{key}")
+    async def played(key: str, report: Played) -> Response:
+        view = runtime.live_view(key)
+        if view is None:
+            raise HTTPException(status_code=404, detail="no such live session")
+        stream_key = report.url.rsplit("/", 1)[-1].removesuffix(".mp4")
+        view.report(stream_key, report.seconds)
+        return Response(status_code=204, headers=_NO_STORE)
 
     return router
 

@@ -28,6 +28,7 @@ from ..server.pool import KINDS, BackendPool
 from ..server.settings import ServerSettings
 from .config import UIConfig
 from .episode_state import EpisodeSession
+from .live_view import LiveView
 from .session import SessionRegistry, UISession
 from .stream import ReplyStream
 from .turns import ConversationView
@@ -56,6 +57,7 @@ class UIRuntime:
         self._streams: dict[str, ReplyStream] = {}
         self._latest: dict[str, str] = {}  # view key -> its latest stream key
         self._episode_audio: dict[str, Path] = {}  # session key -> the file its player plays
+        self._live: dict[str, LiveView] = {}  # view key -> the Live tab view (played reports)
         self._tasks: list[asyncio.Task[Any]] = []
         self.ready = False
         self.load_error: str | None = None
@@ -110,9 +112,14 @@ class UIRuntime:
 
     # -- conversations --------------------------------------------------------------------------
     async def conversation(
-        self, persona_name: str, context: Sequence[ContextProvider] = ()
+        self,
+        persona_name: str,
+        context: Sequence[ContextProvider] = (),
+        *,
+        encode_video: bool | None = None,
     ) -> Conversation:
-        """A new conversation of ``persona_name`` on the shared backends."""
+        """A new conversation of ``persona_name`` on the shared backends (``encode_video``
+        overrides the stack's turn option: the players encode the frames themselves)."""
         persona = self.pool.persona(persona_name)
         backends: dict[str, Any] = {}
         for kind in KINDS:
@@ -127,7 +134,11 @@ class UIRuntime:
             context=context,
             watermark=True,
             history_limit=self.stack.history_limit,
-            options=self.stack.turn,
+            options=(
+                self.stack.turn
+                if encode_video is None
+                else self.stack.turn.model_copy(update={"encode_video": encode_video})
+            ),
             on_busy="interrupt",
         )
 
@@ -141,6 +152,22 @@ class UIRuntime:
         if session.chat is None:
             session.chat = self._view(session, await self.conversation(session.persona))
         return session.chat
+
+    async def live(self, session: UISession) -> LiveView:
+        """The live tab's conversation of ``session`` (built on first use)."""
+        if session.live is None:
+            if self.stack.stt is None:
+                raise ConfigurationError("live mode needs an STT backend in the stack")
+            conversation = await self.conversation(session.persona, encode_video=False)
+            session.live = LiveView(
+                conversation, options=self.config.live, on_stream=self._register
+            )
+            self._live[session.live.key] = session.live
+        return session.live
+
+    def live_view(self, key: str) -> LiveView | None:
+        """The Live tab view whose player reports with ``key``."""
+        return self._live.get(key)
 
     async def open_episode(
         self, session: UISession, transcript: Path, audio: Path | None = None
@@ -170,6 +197,10 @@ class UIRuntime:
             await session.chat.close()
             self._forget_view(session.chat)
             session.chat = None
+        if session.live is not None:
+            await session.live.close()
+            self._forget_view(session.live)
+            session.live = None
         if session.episode is not None:
             ep = session.episode
             await ep.close()
@@ -194,13 +225,16 @@ class UIRuntime:
     def episode_audio(self, session_key: str) -> Path | None:
         return self._episode_audio.get(session_key)
 
-    def _forget_view(self, view: ConversationView) -> None:
+    def _forget_view(self, view: ConversationView | LiveView) -> None:
+        if isinstance(view, LiveView):
+            self._live.pop(view.key, None)
         key = self._latest.pop(view.key, None)
         if key is not None:
             self._streams.pop(key, None)
 
     async def _forget(self, session: UISession) -> None:
         self._episode_audio.pop(session.key, None)
-        for view in (session.chat, session.episode.view if session.episode else None):
+        views = (session.chat, session.episode.view if session.episode else None, session.live)
+        for view in views:
             if view is not None:
                 self._forget_view(view)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from .episode_state import EpisodeSession
+from .live_view import LiveView
 from .turns import ConversationView
 
 __all__ = ["SessionRegistry", "UISession"]
@@ -30,6 +31,7 @@ class UISession:
         persona: the persona picked (a name of the backend pool: ``"default"`` or a file stem).
         chat: the conversation of the chat tab (built on first use).
         episode: the podcast companion of the episode tab (built when an episode is loaded).
+        live: the live tab's conversation (built when the microphone first streams).
         key: a secret that prefixes this session's media URLs.
     """
 
@@ -38,6 +40,7 @@ class UISession:
         self.persona = persona
         self.chat: ConversationView | None = None
         self.episode: EpisodeSession | None = None
+        self.live: LiveView | None = None
         self.key = secrets.token_urlsafe(18)
         self.last_seen = time.monotonic()
 
@@ -47,7 +50,9 @@ class UISession:
     @property
     def busy(self) -> bool:
         return bool(
-            (self.chat and self.chat.running) or (self.episode and self.episode.view.running)
+            (self.chat and self.chat.running)
+            or (self.episode and self.episode.view.running)
+            or (self.live and self.live.running)
         )
 
     async def close(self) -> None:
@@ -56,6 +61,8 @@ class UISession:
             await self.chat.close()
         if self.episode is not None:
             await self.episode.close()
+        if self.live is not None:
+            await self.live.close()
 
 
 class SessionRegistry:

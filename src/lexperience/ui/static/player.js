@@ -28,7 +28,10 @@
       this.active = false; // a reply is loaded and has not been stopped
       this.history = []; // stats of every reply this player played
       this.stats = null;
+      this.report = null; // where to POST the played position (the Live tab), or null
+      this.reportedAt = 0;
       this.video.addEventListener("playing", () => this._playing());
+      this.video.addEventListener("timeupdate", () => this._report());
       const flip = () => {
         if (!this.url) return;
         if (this.video.paused) this.video.play().catch(() => {});
@@ -81,6 +84,7 @@
 
     update(value) {
       const url = value && value.url;
+      this.report = (value && value.report) || null;
       if (!url) {
         this.stop();
         this.url = null;
@@ -176,6 +180,17 @@
       stats.streamEndAt = now();
       finished = true;
       pump();
+    }
+
+    // Tell the server how much of the reply was heard (a few times a second while it plays).
+    _report() {
+      if (!this.report || !this.active || this.video.paused) return;
+      const t = now();
+      if (t - this.reportedAt < 200) return;
+      this.reportedAt = t;
+      const body = JSON.stringify({ url: this.url, seconds: this.position() });
+      fetch(this.report, { method: "POST", headers: { "Content-Type": "application/json" }, body: body, keepalive: true })
+        .catch(() => {});
     }
 
     _playing() {
