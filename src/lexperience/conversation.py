@@ -250,7 +250,7 @@ class Conversation:
         primer = getattr(self.backends.llm, "aprime", None)
         if primer is not None:
             # an in-process LLM can evaluate the unchanging system prompt now, not in turn 1
-            await primer([Message.system(self.persona.system_message())])
+            await primer(self.persona.prompt_messages())
         self._opened = True
 
     async def aclose(self) -> None:

@@ -25,6 +25,9 @@ class TurnOptions(BaseModel):
         first_clause_words: let the first piece for TTS end at a comma after this many words
             (0 disables), so the first audio starts sooner.
         context_budget_tokens: token budget shared by all context providers.
+        prime_llm: while STT transcribes, let an LLM that can (``aprime``: llama-cpp) evaluate
+            the prompt's known start (persona, examples, history), so the turn only evaluates
+            the question.
         keep_frames: keep the raw video frames in the :class:`Reply` (large: about 20 MB per
             second of 512x512 video).
         encode_video: encode the reply video into ``Reply.video`` (one in-memory H.264 + AAC MP4)
@@ -46,6 +49,7 @@ class TurnOptions(BaseModel):
     event_queue: int = Field(default=64, ge=1)
     first_clause_words: int = Field(default=6, ge=0)
     context_budget_tokens: int = Field(default=1500, ge=0)
+    prime_llm: bool = True
     keep_frames: bool = False
     encode_video: bool = False
     ai_generated_tag: bool = True

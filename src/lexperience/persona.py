@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ._paths import resolve_inside
 from .errors import ConfigurationError
+from .messages import Message
 
 __all__ = ["DEFAULT_PERSONA", "Persona"]
 
@@ -33,6 +34,11 @@ class Persona(BaseModel):
         knowledge: background text added to the model's context each turn (within a budget).
         language: ISO 639-1 code of the conversation language (a hint for STT and TTS).
         max_sentences: the longest reply, in sentences; the pipeline stops the LLM after it.
+        examples: few-shot turns, ``(listener question, persona answer)`` pairs sent after the
+            system prompt; they show a small model the length and tone wanted. They are part of
+            the unchanging prompt prefix, which an in-process LLM keeps evaluated across turns.
+        speaking_rate: speech speed, 1.0 normal (0.5-2.0); passed to the TTS backends that take
+            a speed (Piper, espeak-ng, OpenAI, ElevenLabs).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -45,6 +51,16 @@ class Persona(BaseModel):
     knowledge: str | None = Field(default=None, max_length=500_000)
     language: str = Field(default="en", pattern=r"^[a-z]{2,3}$")
     max_sentences: int = Field(default=3, ge=1, le=50)
+    examples: tuple[tuple[str, str], ...] = ()
+    speaking_rate: float = Field(default=1.0, ge=0.5, le=2.0)
+
+    @field_validator("examples")
+    @classmethod
+    def _examples_not_empty(cls, value: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        for question, answer in value:
+            if not question.strip() or not answer.strip():
+                raise ValueError("each example needs a question and an answer")
+        return value
 
     @field_validator("portrait")
     @classmethod
@@ -65,6 +81,14 @@ class Persona(BaseModel):
             f"You are speaking out loud: answer in at most {limit}, in plain spoken language, "
             "with no lists, markdown or emoji."
         )
+
+    def prompt_messages(self) -> list[Message]:
+        """The unchanging start of every prompt: the system message, then the few-shot
+        :attr:`examples` as user/assistant turns."""
+        out = [Message.system(self.system_message())]
+        for question, answer in self.examples:
+            out += [Message.user(question), Message.assistant(answer)]
+        return out
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, confine: bool = False) -> Persona:
