@@ -173,7 +173,7 @@ _OUT_OF_PERSONA = [
     r"(?:^|\s)(?:user|assistant|listener|host|theo|question|answer)\s*:",
 ]
 _NAME_INTRO = re.compile(
-    r"\b(?:my name is|I am|I'm|this is|call me)\s+(?:(?:Dr|Mr|Mrs|Ms|Prof)\.?\s+)?([A-Z][a-z]{2,})"
+    r"\b(?i:my name is|i am|i'm|call me)\s+(?:(?:Dr|Mr|Mrs|Ms|Prof)\.?\s+)?([A-Z][a-z]{2,})"
 )
 _WORD = re.compile(r"[a-z0-9']+")
 
