@@ -118,6 +118,7 @@ class TurnPipeline:
         self.raw_text = ""
         self.sentences: list[str] = []
         self._clauses = 0  # pieces in self.sentences that are a first clause, not a sentence
+        self._first_audio = asyncio.Event()  # set at the first audio chunk, or when TTS ends
         self.spans: list[SentenceSpan] = []
         self.chunks: list[AudioChunk] = []
         self.frames: list[VideoFrame] = []
@@ -288,6 +289,9 @@ class TurnPipeline:
         try:
             splitter = SentenceSplitter(first_clause_words=self.opts.first_clause_words)
             budget = self.persona.max_sentences
+            hold = self.opts.hold_llm_for_first_audio and bool(
+                getattr(self.b.llm, "shares_cpu", False)
+            )
             stream = self.b.llm.stream(messages, max_tokens=self.opts.max_tokens)
             deltas = self.guard.iterate("llm", stream)
             try:
@@ -304,6 +308,10 @@ class TurnPipeline:
                             break
                     if self._spoken_sentences() >= budget:
                         break  # the reply-length budget is spent: stop the LLM (stream closed)
+                    if hold and self.sentences and not self._first_audio.is_set():
+                        # an in-process LLM shares the CPU with TTS: it waits (back-pressure)
+                        # while the first piece is synthesised; it is seconds ahead of speech
+                        await self._first_audio.wait()
                 else:
                     for sentence in splitter.flush():
                         if self._spoken_sentences() < budget:
@@ -343,6 +351,7 @@ class TurnPipeline:
             async for index, text in sentences:
                 await self._speak(index, text, audio_out)
         finally:
+            self._first_audio.set()  # never leave the LLM stage waiting
             if audio_out is not None:
                 audio_out.close()
 
@@ -373,6 +382,7 @@ class TurnPipeline:
                 self.chunks.append(chunk)
                 self.metrics.reply_audio_s = self.audio_seconds
                 self._mark("first_audio")
+                self._first_audio.set()
                 await self.emit(AudioEvent, chunk=chunk, offset=offset)
                 if self.sink is not None:
                     await self.sink.add_audio(chunk)

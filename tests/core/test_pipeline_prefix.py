@@ -139,3 +139,21 @@ def test_prompt_messages_hold_the_examples() -> None:
     assert msgs[0].content == PERSONA.system_message()
     with pytest.raises(ValueError):
         Persona(name="x", prompt="y", examples=(("", "a"),))
+
+
+@pytest.mark.parametrize("hold", [True, False])
+async def test_an_in_process_llm_waits_while_tts_makes_the_first_audio(hold: bool) -> None:
+    llm = FakeLLM("The first sentence is here. The second one follows. A third.",
+                  token_interval=0.005)  # fmt: skip
+    llm.shares_cpu = True  # type: ignore[attr-defined]
+    conv = Conversation(llm=llm, tts=FakeTTS(first_chunk_latency=0.15), persona=PERSONA,
+                        options=TurnOptions(hold_llm_for_first_audio=hold))  # fmt: skip
+    at_audio: list[int] = []
+    async for event in conv.stream("go"):
+        if type(event).__name__ == "AudioEvent" and not at_audio:
+            at_audio.append(llm.tokens_sent)
+    first_sentence_tokens = 5 + 1  # "The first sentence is here." and the token after it
+    if hold:
+        assert at_audio == [first_sentence_tokens]
+    else:
+        assert at_audio[0] > first_sentence_tokens + 2

@@ -95,6 +95,9 @@ class LlamaCppLLM:
     """
 
     name = "llama-cpp"
+    #: It computes on this machine's CPU, like the local TTS: the pipeline lets TTS have the
+    #: cores for the first piece (``TurnOptions.hold_llm_for_first_audio``).
+    shares_cpu = True
 
     def __init__(
         self,
@@ -248,8 +251,10 @@ class LlamaCppLLM:
                     self.active -= 1
 
         # Closed explicitly, so that closing this generator stops the worker at once.
+        # A small channel: when the consumer stops reading, generation pauses within 2 tokens
+        # (the pipeline holds it while TTS makes the first audio on the same cores).
         async with contextlib.aclosing(
-            thread_stream(produce, name="lexperience-llama-cpp")
+            thread_stream(produce, name="lexperience-llama-cpp", maxsize=2)
         ) as items:
             async for piece in items:
                 yield piece
