@@ -112,7 +112,9 @@ async def one_turn(conv: Conversation, audio: Audio, *, llm_cache: str) -> dict[
     conv.clear_history()
     llm = conv.backends.llm
     if llm_cache == "kept" and isinstance(llm, LlamaCppLLM):
-        # the persona's prefix stays evaluated, the previous (identical) question does not
+        # the persona's prefix is evaluated (as aopen leaves it), the previous turn's (identical)
+        # question is not: every question is new to the LLM
+        await asyncio.to_thread(llm.reset)
         await llm.aprime(conv.persona.prompt_messages())
     if llm_cache not in ("warm", "kept") and isinstance(llm, LlamaCppLLM):
         await asyncio.to_thread(llm.reset)

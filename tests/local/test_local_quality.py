@@ -65,3 +65,20 @@ async def test_piper_warms_up_at_aopen() -> None:
     await tts.aopen()
     assert calls == ["Hello."]
     await tts.aclose()
+
+
+async def test_prime_stops_where_the_next_question_begins() -> None:
+    pytest.importorskip("llama_cpp")
+    from lexperience.backends.llama_cpp_llm import LlamaCppLLM
+    from lexperience.persona import DEFAULT_PERSONA
+
+    llm = LlamaCppLLM(seed=1, max_tokens=4)
+    llama = llm.load()
+    prefix = DEFAULT_PERSONA.prompt_messages()
+    head = llm._next_turn_head(llama, llm._payload(prefix))
+    assert head is not None
+    await llm.aprime(prefix)
+    assert llama.n_tokens == len(head)  # up to the next user message's header, no further
+    _ = [d async for d in llm.stream([*prefix, Message.user("Why is the sky blue?")])]
+    assert list(llama.input_ids[: len(head)]) == head  # the question's prompt starts with it
+    await llm.aclose()

@@ -22,6 +22,7 @@ __all__ = ["DEFAULT_MODEL_FILE", "LlamaCppLLM"]
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 _GGUF_MAGIC = b"GGUF"
+_MARK = "\x01lexperience-next-question\x01"  # where a primed prompt's next user text goes
 _FIX = (
     "Fix: pass model= the path of a GGUF chat model (for example one of the *.gguf files published "
     "on Hugging Face, or one converted with llama.cpp's convert_hf_to_gguf.py), or leave it unset "
@@ -145,6 +146,8 @@ class LlamaCppLLM:
         self._llama: Any = None
         self._load_lock = threading.Lock()
         self._generate_lock = threading.Lock()  # the llama.cpp context is not thread-safe
+        #: The last prefix primed: its messages and its tokens.
+        self._primed: tuple[tuple[tuple[str, str], ...], list[int]] = ((), [])
 
     # -- loading --------------------------------------------------------------------------------
     def load(self) -> Any:
@@ -185,18 +188,71 @@ class LlamaCppLLM:
         await asyncio.to_thread(close)
 
     def prime(self, messages: Sequence[Message]) -> None:
-        """Evaluate ``messages`` (usually the persona's system message) into llama.cpp's prompt
-        cache, so that the first reply whose prompt starts with them skips evaluating them
-        (blocking; see :meth:`aprime`). On a 2-core CPU this takes ~0.5 s off the first turn.
+        """Evaluate ``messages`` (the persona's prompt, the history) into llama.cpp's prompt
+        cache, so that the next reply whose prompt starts with them skips evaluating them
+        (blocking; see :meth:`aprime`). With the GGUF's own chat template it evaluates them up to
+        the next user message's header, so that only the question itself is left; with another
+        ``chat_format`` it runs a one-token completion of them.
         """
         payload = self._payload(messages)
         with self._generate_lock:
             llama = self.load()
             try:
+                key = tuple((m["role"], m["content"]) for m in payload)
+                if key == self._primed[0] and self._holds(llama, self._primed[1]):
+                    return  # already evaluated (a first turn after aopen): nothing to do
+                head = self._next_turn_head(llama, payload)
+                if head is not None:
+                    self._primed = (key, head)
+                    self._eval_prefix(llama, head)
+                    return
                 for _ in llama.create_chat_completion(payload, stream=True, max_tokens=1):
                     pass
             except Exception as exc:
                 raise BackendError(f"llama.cpp failed: {exc}", backend=self.name) from exc
+
+    def _next_turn_head(self, llama: Any, payload: list[dict[str, str]]) -> list[int] | None:
+        """The tokens every prompt that continues ``payload`` with a user message starts with:
+        the GGUF's chat template rendered up to where that message's text would begin (its
+        role header included). ``None`` when the template is not the GGUF's own."""
+        template = (getattr(llama, "metadata", None) or {}).get("tokenizer.chat_template")
+        if self.chat_format is not None or not template:
+            return None
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        def text(token: int) -> str:
+            return str(llama._model.token_get_text(token)) if token != -1 else ""
+
+        eos, bos = llama.token_eos(), llama.token_bos()
+        formatter = Jinja2ChatFormatter(
+            template=template, eos_token=text(eos), bos_token=text(bos), stop_token_ids=[eos]
+        )
+        messages: Any = [*payload, {"role": "user", "content": _MARK}]
+        rendered = formatter(messages=messages).prompt
+        if rendered.count(_MARK) != 1:
+            return None
+        head = rendered[: rendered.index(_MARK)]
+        # as llama-cpp-python's chat handler tokenizes a rendered template
+        return list(llama.tokenize(head.encode("utf-8"), add_bos=False, special=True))
+
+    @staticmethod
+    def _holds(llama: Any, tokens: list[int]) -> bool:
+        """Whether the context starts with ``tokens`` (and holds at least them)."""
+        n = len(tokens)
+        return bool(n) and llama.n_tokens >= n and list(llama.input_ids[:n]) == tokens
+
+    @staticmethod
+    def _eval_prefix(llama: Any, tokens: list[int]) -> None:
+        """Evaluate ``tokens`` into the context, keeping what it already holds of them."""
+        cached = list(llama.input_ids[: llama.n_tokens])
+        common = 0
+        for have, want in zip(cached, tokens, strict=False):
+            if have != want:
+                break
+            common += 1
+        common = min(common, len(tokens) - 1)  # the last one is evaluated again: fresh logits
+        llama.n_tokens = common
+        llama.eval(tokens[common:])
 
     async def aprime(self, messages: Sequence[Message]) -> None:
         """:meth:`prime` in a worker thread."""
