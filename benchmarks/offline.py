@@ -44,7 +44,7 @@ ROOT = HERE.parent
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may reach the network
 
-from lexperience import Audio, Conversation, Message, TurnDone, registry  # noqa: E402
+from lexperience import Audio, Conversation, Message, TurnDone, TurnOptions, registry  # noqa: E402
 from lexperience._optional import is_installed  # noqa: E402
 from lexperience.backends.faster_whisper_stt import FasterWhisperSTT  # noqa: E402
 from lexperience.backends.llama_cpp_llm import LlamaCppLLM  # noqa: E402
@@ -98,10 +98,25 @@ def build(args: argparse.Namespace) -> tuple[Conversation, str]:
     return conv, avatar_note
 
 
+#: ``--compare``: the issue-19 levers off (as before) and on, alternating in one process.
+LEVERS_OFF = TurnOptions(prime_llm=False, hold_llm_for_first_audio=False)
+LEVERS_ON = TurnOptions()
+#: ``--ablate``: the levers on but one, to see what each is worth.
+ABLATIONS = {
+    "on-no-prime": TurnOptions(prime_llm=False),
+    "on-no-hold": TurnOptions(hold_llm_for_first_audio=False),
+}
+
+
 async def one_turn(conv: Conversation, audio: Audio, *, llm_cache: str) -> dict[str, Any]:
     conv.clear_history()
     llm = conv.backends.llm
-    if llm_cache != "warm" and isinstance(llm, LlamaCppLLM):
+    if llm_cache == "kept" and isinstance(llm, LlamaCppLLM):
+        # the persona's prefix is evaluated (as aopen leaves it), the previous turn's (identical)
+        # question is not: every question is new to the LLM
+        await asyncio.to_thread(llm.reset)
+        await llm.aprime(conv.persona.prompt_messages())
+    if llm_cache not in ("warm", "kept") and isinstance(llm, LlamaCppLLM):
         await asyncio.to_thread(llm.reset)
         if llm_cache == "primed":
             await llm.aprime([Message.system(conv.persona.system_message())])
@@ -173,6 +188,60 @@ def print_report(rows: list[dict[str, Any]], summary: dict[str, Any], avatar_not
     print("last reply:", repr(rows[-1]["reply"]))
 
 
+async def compare(args: argparse.Namespace) -> dict[str, Any]:
+    """The levers off and on, alternating, on the same backends in one process."""
+    audio = Audio.load(args.question)
+    base, avatar_note = build(args)
+    b = base.backends
+    options = {"off": LEVERS_OFF, "on": LEVERS_ON, **(ABLATIONS if args.ablate else {})}
+    convs = {
+        mode: Conversation(stt=b.stt, llm=b.llm, tts=b.tts, avatar=b.avatar, options=opts)
+        for mode, opts in options.items()
+    }
+    # off: the prompt cache is emptied before each turn and the persona's prompt evaluated
+    # again, as a first turn did before (aopen primed the system message, nothing else did);
+    # on: the persona's prefix stays evaluated from turn to turn and STT overlaps the priming.
+    caches = {mode: "primed" if mode == "off" else "kept" for mode in options}
+    modes = list(options)
+    started = time.perf_counter()
+    for conv in convs.values():
+        await conv.aopen()
+    open_s = time.perf_counter() - started
+    try:
+        rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+        for mode in modes:
+            await one_turn(convs[mode], audio, llm_cache=caches[mode])  # warm-up
+        for i in range(args.runs):
+            for mode in modes if i % 2 == 0 else modes[::-1]:
+                row = await one_turn(convs[mode], audio, llm_cache=caches[mode])
+                rows[mode].append(row)
+                print(f"run {i + 1} levers {mode:>3}: first audio {row['first_audio_s']:.3f} s "
+                      f"(transcript {row['transcript_s']:.3f}, first token "
+                      f"{row['first_token_s']:.3f}, first piece {row['first_sentence_s']:.3f})",
+                      flush=True)  # fmt: skip
+    finally:
+        await base.aclose()
+    out: dict[str, Any] = {"benchmark": "offline-compare", "open_s": open_s, "modes": {}}
+    for mode, mode_rows in rows.items():
+        summary = {
+            "metrics": {n: summarise([r[n] for r in mode_rows]) for n in (*METRICS, *EXTRA)},
+            "stages": share_table(mode_rows),
+            "llm_cache": caches[mode],
+        }
+        print_report(mode_rows, summary, f"{avatar_note}; levers {mode}")
+        out["modes"][mode] = {"summary": summary, "runs": mode_rows}
+    for mode in modes:
+        m = out["modes"][mode]["summary"]["metrics"]["first_audio_s"]
+        print(f"first audio, levers {mode:<12} median {m['median']:.3f} s, p95 {m['p95']:.3f} s")
+    off = out["modes"]["off"]["summary"]["metrics"]["first_audio_s"]["median"]
+    on = out["modes"]["on"]["summary"]["metrics"]["first_audio_s"]["median"]
+    print(f"\nfirst audio median: levers off {off:.3f} s, on {on:.3f} s ({off / on:.2f}x); "
+          f"target <= 0.8 s: {'met' if on <= 0.8 else 'MISSED'}")  # fmt: skip
+    out["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    out["load_average"] = os.getloadavg()
+    return out
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     audio = Audio.load(args.question)
     conv, avatar_note = build(args)
@@ -236,9 +305,20 @@ def main() -> None:
         help="what llama.cpp has evaluated when a turn starts (see above)",
     )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "offline.json")
+    parser.add_argument("--compare", action="store_true",
+                        help="the issue-19 levers off and on, alternating, in one run")  # fmt: skip
+    parser.add_argument("--ablate", action="store_true",
+                        help="with --compare: also each lever on but one")  # fmt: skip
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.compare:
+        out = args.out.with_name("offline_compare.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        data = asyncio.run(compare(args))
+        out.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"wrote {out}")
+        return
     result = asyncio.run(main_async(args))
     # One file for every configuration: a run replaces only its own entry.
     key = f"llm_cache={args.llm_cache},avatar={result['config']['avatar'].split()[0]}"

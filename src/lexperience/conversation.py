@@ -33,7 +33,7 @@ from .media import Audio, AudioChunk
 from .messages import Message
 from .options import TurnOptions
 from .output.watermark import Watermark
-from .persona import DEFAULT_PERSONA, Persona
+from .persona import DEFAULT_PERSONA, Persona, tts_persona_options
 from .pipeline import Backends, ReplySink, TurnPipeline, backend_name
 from .protocols import LLM, STT, TTS, Avatar
 from .reply import Reply
@@ -58,13 +58,19 @@ def build_backend(
     kind: str, name: str, persona: Persona, options: dict[str, Any] | None = None
 ) -> Any:
     """Create backend ``name`` of ``kind`` through the registry, passing the persona's voice for
-    that backend (``voice=``) and its portrait (``portrait=``) when the backend takes them and
-    ``options`` does not set them already."""
+    that backend (``voice=``), its language and speaking rate (see
+    :func:`~lexperience.persona.tts_persona_options`) and its portrait (``portrait=``) when the
+    backend takes them and ``options`` does not set them already."""
     opts = dict(options or {})
     params = inspect.signature(registry.get_spec(kind, name).load()).parameters
     voice = persona.voice_for(name)
     if kind == "tts" and voice is not None and "voice" in params:
         opts.setdefault("voice", voice)
+    if kind == "tts":
+        carried = tts_persona_options(persona, params)
+        if "speed" in (opts.get("voice_settings") or {}):
+            carried.pop("speed", None)  # ElevenLabs' speed given in its voice settings wins
+        opts.update({k: v for k, v in carried.items() if k not in opts})
     if kind == "avatar" and persona.portrait is not None and "portrait" in params:
         opts.setdefault("portrait", persona.portrait)
     return registry.create(kind, name, **opts)
@@ -259,7 +265,7 @@ class Conversation:
         primer = getattr(self.backends.llm, "aprime", None)
         if primer is not None:
             # an in-process LLM can evaluate the unchanging system prompt now, not in turn 1
-            await primer([Message.system(self.persona.system_message())])
+            await primer(self.persona.prompt_messages())
         self._opened = True
 
     async def aclose(self) -> None:

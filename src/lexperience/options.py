@@ -25,6 +25,12 @@ class TurnOptions(BaseModel):
         first_clause_words: let the first piece for TTS end at a comma after this many words
             (0 disables), so the first audio starts sooner.
         context_budget_tokens: token budget shared by all context providers.
+        prime_llm: while STT transcribes, let an LLM that can (``aprime``: llama-cpp) evaluate
+            the prompt's known start (persona, examples, history), so the turn only evaluates
+            the question.
+        hold_llm_for_first_audio: an LLM that computes on this machine's CPU (``shares_cpu``:
+            llama-cpp) stops reading on after the first piece until its first audio chunk, so
+            that TTS gets the cores for it (the LLM is seconds ahead of the speech anyway).
         keep_frames: keep the raw video frames in the :class:`Reply` (large: about 20 MB per
             second of 512x512 video).
         encode_video: encode the reply video into ``Reply.video`` (one in-memory H.264 + AAC MP4)
@@ -46,6 +52,8 @@ class TurnOptions(BaseModel):
     event_queue: int = Field(default=64, ge=1)
     first_clause_words: int = Field(default=6, ge=0)
     context_budget_tokens: int = Field(default=1500, ge=0)
+    prime_llm: bool = True
+    hold_llm_for_first_audio: bool = True
     keep_frames: bool = False
     encode_video: bool = False
     ai_generated_tag: bool = True

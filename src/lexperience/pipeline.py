@@ -20,7 +20,14 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ._aio import Channel, ChannelClosed, gather_or_cancel
-from .context import ContextProvider, TurnContext, as_messages, fit_budget
+from .context import (
+    ContextProvider,
+    StaticContext,
+    TurnContext,
+    as_messages,
+    estimate_tokens,
+    fit_budget,
+)
 from .errors import BackendError, InvalidInputError
 from .events import (
     AudioEvent,
@@ -110,6 +117,8 @@ class TurnPipeline:
         self.user_text: str | None = None
         self.raw_text = ""
         self.sentences: list[str] = []
+        self._clauses = 0  # pieces in self.sentences that are a first clause, not a sentence
+        self._first_audio = asyncio.Event()  # set at the first audio chunk, or when TTS ends
         self.spans: list[SentenceSpan] = []
         self.chunks: list[AudioChunk] = []
         self.frames: list[VideoFrame] = []
@@ -136,6 +145,13 @@ class TurnPipeline:
         await self.emit(TurnStarted, input="text" if isinstance(user_input, str) else "audio")
         if isinstance(user_input, str):
             self.user_text = self._check_text(user_input)
+        elif self.opts.prime_llm and getattr(self.b.llm, "aprime", None) is not None:
+            # An in-process LLM evaluates the prompt's known start (persona, history) while STT
+            # runs, so that after the transcript only the question itself is left to evaluate.
+            transcript, _ = await gather_or_cancel([self._transcribe(user_input), self._prime()])
+            assert isinstance(transcript, Transcript)
+            self.transcript = transcript
+            self.user_text = transcript.text.strip()
         else:
             self.transcript = await self._transcribe(user_input)
             self.user_text = self.transcript.text.strip()
@@ -222,21 +238,50 @@ class TurnPipeline:
             raise self.guard.wrap("stt", TypeError("transcribe_stream() yielded no Transcript"))
         return final
 
-    async def _messages(self, user_text: str) -> list[Message]:
-        ctx = TurnContext(self.turn_id, user_text, self.history, self.persona)
+    async def _provided(self, ctx: TurnContext, static: bool) -> list[Message]:
+        """The messages of the static (``StaticContext``) or the per-turn providers."""
+        chosen = [p for p in self.providers if isinstance(p, StaticContext) == static]
         provided: list[Message] = []
-        if self.providers:
+        if chosen:
             # one failing provider cancels the others and waits for them
             results = await gather_or_cancel(
-                [self.guard.call("context", p.provide(ctx)) for p in self.providers]
+                [self.guard.call("context", p.provide(ctx)) for p in chosen]
             )
             for result in results:
                 provided.extend(as_messages(result))
-        provided = fit_budget(provided, self.opts.context_budget_tokens)
+        return provided
+
+    async def _prefix(self, ctx: TurnContext) -> list[Message]:
+        """What every prompt of this conversation starts with, in an order that stays the same
+        from turn to turn (so an in-process LLM reuses it evaluated): the persona's system
+        message and few-shot examples, the static context (``Persona.knowledge``), the history."""
+        static = fit_budget(await self._provided(ctx, True), self.opts.context_budget_tokens)
+        return [*self.persona.prompt_messages(), *static, *self.history]
+
+    async def _prime(self) -> None:
+        """Have the LLM evaluate the prompt's prefix now (best effort: a failure only costs the
+        time it saves, and the turn's own call reports any real problem)."""
+        primer = getattr(self.b.llm, "aprime", None)
+        if primer is None:
+            return
+        try:
+            await primer(await self._prefix(TurnContext(self.turn_id, "", self.history,
+                                                        self.persona)))  # fmt: skip
+        except Exception as exc:
+            log.debug("turn %d: priming the LLM failed: %s", self.turn_id, exc)
+
+    async def _messages(self, user_text: str) -> list[Message]:
+        ctx = TurnContext(self.turn_id, user_text, self.history, self.persona)
+        static = fit_budget(await self._provided(ctx, True), self.opts.context_budget_tokens)
+        left = self.opts.context_budget_tokens - sum(estimate_tokens(m.content) for m in static)
+        per_turn = fit_budget(await self._provided(ctx, False), max(0, left))
+        # The per-turn context (an episode's passage, retrieval) goes after the history, just
+        # before the question: the prefix before it is the same every turn, so it stays cached.
         return [
-            Message.system(self.persona.system_message()),
-            *provided,
+            *self.persona.prompt_messages(),
+            *static,
             *self.history,
+            *per_turn,
             Message.user(user_text),
         ]
 
@@ -244,6 +289,9 @@ class TurnPipeline:
         try:
             splitter = SentenceSplitter(first_clause_words=self.opts.first_clause_words)
             budget = self.persona.max_sentences
+            hold = self.opts.hold_llm_for_first_audio and bool(
+                getattr(self.b.llm, "shares_cpu", False)
+            )
             stream = self.b.llm.stream(messages, max_tokens=self.opts.max_tokens)
             deltas = self.guard.iterate("llm", stream)
             try:
@@ -254,15 +302,19 @@ class TurnPipeline:
                         continue
                     self.raw_text += delta
                     await self.emit(TextDelta, text=delta)
-                    for sentence in splitter.push(delta):
-                        await self._sentence(sentence, out)
-                        if len(self.sentences) >= budget:
+                    for sentence, clause in splitter.push_pieces(delta):
+                        await self._sentence(sentence, out, clause=clause)
+                        if self._spoken_sentences() >= budget:
                             break
-                    if len(self.sentences) >= budget:
+                    if self._spoken_sentences() >= budget:
                         break  # the reply-length budget is spent: stop the LLM (stream closed)
+                    if hold and self.sentences and not self._first_audio.is_set():
+                        # an in-process LLM shares the CPU with TTS: it waits (back-pressure)
+                        # while the first piece is synthesised; it is seconds ahead of speech
+                        await self._first_audio.wait()
                 else:
                     for sentence in splitter.flush():
-                        if len(self.sentences) < budget:
+                        if self._spoken_sentences() < budget:
                             await self._sentence(sentence, out)
             finally:
                 await deltas.aclose()
@@ -274,12 +326,19 @@ class TurnPipeline:
         finally:
             out.close()
 
-    async def _sentence(self, sentence: str, out: Channel[tuple[int, str]]) -> None:
+    def _spoken_sentences(self) -> int:
+        """Whole sentences handed to TTS: a first clause sent ahead is part of its sentence."""
+        return len(self.sentences) - self._clauses
+
+    async def _sentence(
+        self, sentence: str, out: Channel[tuple[int, str]], *, clause: bool = False
+    ) -> None:
         spoken = clean_for_speech(sentence)
         if not spoken:
             return
         index = len(self.sentences)
         self.sentences.append(spoken)
+        self._clauses += clause
         self.metrics.counts["sentences"] += 1
         self._mark("first_sentence")
         await self.emit(SentenceEvent, index=index, text=spoken)
@@ -292,6 +351,7 @@ class TurnPipeline:
             async for index, text in sentences:
                 await self._speak(index, text, audio_out)
         finally:
+            self._first_audio.set()  # never leave the LLM stage waiting
             if audio_out is not None:
                 audio_out.close()
 
@@ -322,6 +382,7 @@ class TurnPipeline:
                 self.chunks.append(chunk)
                 self.metrics.reply_audio_s = self.audio_seconds
                 self._mark("first_audio")
+                self._first_audio.set()
                 await self.emit(AudioEvent, chunk=chunk, offset=offset)
                 if self.sink is not None:
                     await self.sink.add_audio(chunk)

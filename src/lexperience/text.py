@@ -84,18 +84,25 @@ class SentenceSplitter:
         self.first_clause_words = first_clause_words
         self._buf = ""
         self._emitted = 0
+        self._clause_cut = False
 
     def push(self, delta: str) -> list[str]:
         """Add ``delta`` and return every sentence it completed (possibly none)."""
+        return [piece for piece, _ in self.push_pieces(delta)]
+
+    def push_pieces(self, delta: str) -> list[tuple[str, bool]]:
+        """:meth:`push`, with each piece's kind: ``(text, True)`` for a first clause cut at a
+        clause mark (the start of a sentence, not a whole one), ``(text, False)`` otherwise."""
         self._buf += delta
-        out: list[str] = []
+        out: list[tuple[str, bool]] = []
         while True:
+            self._clause_cut = False
             cut = self._find_cut()
             if cut is None:
                 break
             piece, self._buf = self._buf[:cut].strip(), self._buf[cut:].lstrip()
             if piece:
-                out.append(piece)
+                out.append((piece, self._clause_cut))
                 self._emitted += 1
         return out
 
@@ -141,6 +148,7 @@ class SentenceSplitter:
         if self._emitted == 0 and self.first_clause_words > 0:
             for m in re.finditer(rf"[{_CLAUSE}]\s", buf):
                 if len(buf[: m.start()].split()) >= self.first_clause_words:
+                    self._clause_cut = True
                     return m.end()
         if len(buf) >= self.max_chars:
             head = buf[: self.max_chars]

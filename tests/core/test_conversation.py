@@ -521,7 +521,7 @@ async def test_async_context_manager_calls_lifecycle() -> None:
         await conv.areply("b")
     assert (tts.opened, tts.closed) == (1, 1)
     # the system prompt is handed to an LLM that can pre-evaluate it, once, before turn 1
-    assert llm.primed == [[Message.system(conv.persona.system_message())]]
+    assert llm.primed == [conv.persona.prompt_messages()]  # system message and examples
 
 
 async def test_tts_with_no_audio_is_an_error() -> None:

@@ -79,6 +79,8 @@ class ElevenLabsTTS:
         alignment: request character timings and attach viseme cues (HTTP mode).
         language_code: force a language (ISO 639-1) on models that support it.
         voice_settings: e.g. ``{"stability": 0.5, "similarity_boost": 0.75, "speed": 1.0}``.
+        speed: speaking speed, 0.7-1.2 (ElevenLabs' range; sent as ``voice_settings.speed``);
+            ``None`` keeps the voice's own. A persona's ``speaking_rate`` arrives here.
         optimize_streaming_latency: 0-4 (HTTP mode; see the ElevenLabs docs).
         chunk_length_schedule: websocket buffering schedule in characters (default ``[50]``:
             start speaking after 50 characters).
@@ -106,6 +108,7 @@ class ElevenLabsTTS:
         alignment: bool = True,
         language_code: str | None = None,
         voice_settings: Mapping[str, Any] | None = None,
+        speed: float | None = None,
         optimize_streaming_latency: int | None = None,
         chunk_length_schedule: Sequence[int] | None = None,
         api_key: str | Secret | None = None,
@@ -134,6 +137,16 @@ class ElevenLabsTTS:
         self.alignment = alignment
         self.language_code = language_code
         self.voice_settings = dict(voice_settings) if voice_settings else None
+        if speed is not None:
+            if isinstance(speed, bool) or not isinstance(speed, (int, float)):
+                raise ConfigurationError(f"speed must be a number, got {speed!r}")
+            if not 0.7 <= speed <= 1.2:
+                raise ConfigurationError(
+                    f"speed must be within 0.7-1.2 for ElevenLabs, got {speed}"
+                )
+            if self.voice_settings and "speed" in self.voice_settings:
+                raise ConfigurationError("give speed or voice_settings['speed'], not both")
+            self.voice_settings = {**(self.voice_settings or {}), "speed": float(speed)}
         self.optimize_streaming_latency = optimize_streaming_latency
         self.chunk_length_schedule = list(chunk_length_schedule or [50])
         self.options = connect_options(conn_options, timeout=timeout, max_retries=max_retries)

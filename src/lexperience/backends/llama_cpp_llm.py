@@ -22,6 +22,7 @@ __all__ = ["DEFAULT_MODEL_FILE", "LlamaCppLLM"]
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 _GGUF_MAGIC = b"GGUF"
+_MARK = "\x01lexperience-next-question\x01"  # where a primed prompt's next user text goes
 _FIX = (
     "Fix: pass model= the path of a GGUF chat model (for example one of the *.gguf files published "
     "on Hugging Face, or one converted with llama.cpp's convert_hf_to_gguf.py), or leave it unset "
@@ -80,7 +81,9 @@ class LlamaCppLLM:
         n_threads: CPU threads generating tokens (``None``: all logical CPUs but one, at most 8,
             so that TTS keeps a core while the LLM writes on).
         n_threads_batch: CPU threads evaluating the prompt (``None``: all, at most 8).
-        temperature, top_p, repeat_penalty: sampling.
+        temperature, top_p, repeat_penalty: sampling. The defaults (0.3, 0.9, 1.15) keep a small
+            model on topic and out of loops: on ``benchmarks/answers.py`` they scored best of the
+            settings tried (temperature 0.2-0.6, repeat penalty 1.1-1.2).
         seed: a fixed seed makes replies reproducible; ``None`` draws a random one.
         max_tokens: the default reply length limit, when :meth:`stream` is given none.
         chat_format: a llama-cpp-python chat format name; ``None`` uses the GGUF's own template.
@@ -93,6 +96,9 @@ class LlamaCppLLM:
     """
 
     name = "llama-cpp"
+    #: It computes on this machine's CPU, like the local TTS: the pipeline lets TTS have the
+    #: cores for the first piece (``TurnOptions.hold_llm_for_first_audio``).
+    shares_cpu = True
 
     def __init__(
         self,
@@ -101,9 +107,9 @@ class LlamaCppLLM:
         n_ctx: int = 2048,
         n_threads: int | None = None,
         n_threads_batch: int | None = None,
-        temperature: float = 0.6,
+        temperature: float = 0.3,
         top_p: float = 0.9,
-        repeat_penalty: float = 1.1,
+        repeat_penalty: float = 1.15,
         seed: int | None = None,
         max_tokens: int = 256,
         chat_format: str | None = None,
@@ -140,6 +146,8 @@ class LlamaCppLLM:
         self._llama: Any = None
         self._load_lock = threading.Lock()
         self._generate_lock = threading.Lock()  # the llama.cpp context is not thread-safe
+        #: The last prefix primed: its messages and its tokens.
+        self._primed: tuple[tuple[tuple[str, str], ...], list[int]] = ((), [])
 
     # -- loading --------------------------------------------------------------------------------
     def load(self) -> Any:
@@ -180,18 +188,71 @@ class LlamaCppLLM:
         await asyncio.to_thread(close)
 
     def prime(self, messages: Sequence[Message]) -> None:
-        """Evaluate ``messages`` (usually the persona's system message) into llama.cpp's prompt
-        cache, so that the first reply whose prompt starts with them skips evaluating them
-        (blocking; see :meth:`aprime`). On a 2-core CPU this takes ~0.5 s off the first turn.
+        """Evaluate ``messages`` (the persona's prompt, the history) into llama.cpp's prompt
+        cache, so that the next reply whose prompt starts with them skips evaluating them
+        (blocking; see :meth:`aprime`). With the GGUF's own chat template it evaluates them up to
+        the next user message's header, so that only the question itself is left; with another
+        ``chat_format`` it runs a one-token completion of them.
         """
         payload = self._payload(messages)
         with self._generate_lock:
             llama = self.load()
             try:
+                key = tuple((m["role"], m["content"]) for m in payload)
+                if key == self._primed[0] and self._holds(llama, self._primed[1]):
+                    return  # already evaluated (a first turn after aopen): nothing to do
+                head = self._next_turn_head(llama, payload)
+                if head is not None:
+                    self._primed = (key, head)
+                    self._eval_prefix(llama, head)
+                    return
                 for _ in llama.create_chat_completion(payload, stream=True, max_tokens=1):
                     pass
             except Exception as exc:
                 raise BackendError(f"llama.cpp failed: {exc}", backend=self.name) from exc
+
+    def _next_turn_head(self, llama: Any, payload: list[dict[str, str]]) -> list[int] | None:
+        """The tokens every prompt that continues ``payload`` with a user message starts with:
+        the GGUF's chat template rendered up to where that message's text would begin (its
+        role header included). ``None`` when the template is not the GGUF's own."""
+        template = (getattr(llama, "metadata", None) or {}).get("tokenizer.chat_template")
+        if self.chat_format is not None or not template:
+            return None
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        def text(token: int) -> str:
+            return str(llama._model.token_get_text(token)) if token != -1 else ""
+
+        eos, bos = llama.token_eos(), llama.token_bos()
+        formatter = Jinja2ChatFormatter(
+            template=template, eos_token=text(eos), bos_token=text(bos), stop_token_ids=[eos]
+        )
+        messages: Any = [*payload, {"role": "user", "content": _MARK}]
+        rendered = formatter(messages=messages).prompt
+        if rendered.count(_MARK) != 1:
+            return None
+        head = rendered[: rendered.index(_MARK)]
+        # as llama-cpp-python's chat handler tokenizes a rendered template
+        return list(llama.tokenize(head.encode("utf-8"), add_bos=False, special=True))
+
+    @staticmethod
+    def _holds(llama: Any, tokens: list[int]) -> bool:
+        """Whether the context starts with ``tokens`` (and holds at least them)."""
+        n = len(tokens)
+        return bool(n) and llama.n_tokens >= n and list(llama.input_ids[:n]) == tokens
+
+    @staticmethod
+    def _eval_prefix(llama: Any, tokens: list[int]) -> None:
+        """Evaluate ``tokens`` into the context, keeping what it already holds of them."""
+        cached = list(llama.input_ids[: llama.n_tokens])
+        common = 0
+        for have, want in zip(cached, tokens, strict=False):
+            if have != want:
+                break
+            common += 1
+        common = min(common, len(tokens) - 1)  # the last one is evaluated again: fresh logits
+        llama.n_tokens = common
+        llama.eval(tokens[common:])
 
     async def aprime(self, messages: Sequence[Message]) -> None:
         """:meth:`prime` in a worker thread."""
@@ -246,8 +307,10 @@ class LlamaCppLLM:
                     self.active -= 1
 
         # Closed explicitly, so that closing this generator stops the worker at once.
+        # A small channel: when the consumer stops reading, generation pauses within 2 tokens
+        # (the pipeline holds it while TTS makes the first audio on the same cores).
         async with contextlib.aclosing(
-            thread_stream(produce, name="lexperience-llama-cpp")
+            thread_stream(produce, name="lexperience-llama-cpp", maxsize=2)
         ) as items:
             async for piece in items:
                 yield piece

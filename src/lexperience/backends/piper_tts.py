@@ -254,7 +254,21 @@ class PiperTTS:
             return self._voice
 
     async def aopen(self) -> None:
-        await asyncio.to_thread(self.load)
+        """Load the voice and speak one short word into the void, so that the first sentence
+        does not pay for ONNX Runtime's first run."""
+        await asyncio.to_thread(self.warm_up)
+
+    def warm_up(self) -> None:
+        """:meth:`load`, then one throw-away synthesis (blocking)."""
+        voice = self.load()
+        piper = require("piper", "local", feature="the Piper TTS backend")
+        try:
+            for _ in voice.synthesize(
+                "Hello.", syn_config=self._synthesis_config(piper), include_alignments=False
+            ):
+                pass
+        except Exception as exc:  # a warm-up that fails costs only the first turn's time
+            _LOGGER.debug("Piper warm-up failed: %s", exc)
 
     async def aclose(self) -> None:
         """Release the voice. A load in progress holds the lock (seconds): it is taken in a

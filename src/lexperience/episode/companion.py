@@ -223,7 +223,7 @@ class EpisodeContext:
             return False
         if not self._prepared:
             await asyncio.to_thread(self.prepare)
-        prefix = [Message.system(persona.system_message())]
+        prefix = persona.prompt_messages()
         turn = TurnContext(0, "", (), persona)
         for provider in getattr(conversation, "context", ()):
             if provider is self:
@@ -231,6 +231,8 @@ class EpisodeContext:
             if not isinstance(provider, StaticContext):
                 return False  # an earlier provider may change per turn: its text is unknown
             prefix.extend(as_messages(await provider.provide(turn)))
+        # the turn's prompt: the static prefix, the history, then this per-turn context
+        prefix.extend(getattr(conversation, "history", ()))
         prefix.append(self.brief("", persona=persona).messages[0])
         await primer(prefix)
         return True
