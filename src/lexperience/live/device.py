@@ -22,6 +22,7 @@ from ..errors import ConfigurationError
 from ..events import AudioEvent, Event, TurnInterrupted
 from ..media import AudioChunk
 from .input import DuplexChunk, StreamResampler
+from .playback import drain
 
 __all__ = ["SoundDevice", "no_device_message"]
 
@@ -128,20 +129,8 @@ class SoundDevice:
             return self._played.get(turn_id, 0) / self.rate
 
     def _play(self, n: int) -> np.ndarray:
-        out = np.zeros(n, dtype=np.float32)
-        filled = 0
         with self._lock:
-            while filled < n and self._queue:
-                turn_id, samples = self._queue[0]
-                take = min(n - filled, samples.shape[0])
-                out[filled : filled + take] = samples[:take]
-                self._played[turn_id] = self._played.get(turn_id, 0) + take
-                filled += take
-                if take == samples.shape[0]:
-                    self._queue.popleft()
-                else:
-                    self._queue[0] = (turn_id, samples[take:])
-        return out
+            return drain(self._queue, self._played, n)
 
     # -- the stream -----------------------------------------------------------------------------
     def _callback(self, indata: Any, outdata: Any, frames: int, when: Any, status: Any) -> None:

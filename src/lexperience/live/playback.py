@@ -9,10 +9,31 @@ soon as it is released, at real time, and waits (silently) when it runs dry.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["PlaybackClock"]
+import numpy as np
+
+__all__ = ["PlaybackClock", "drain"]
+
+
+def drain(queue: deque[tuple[int, np.ndarray]], played: dict[int, int], n: int) -> np.ndarray:
+    """The next ``n`` loudspeaker samples from ``queue`` of ``(turn id, samples)`` (silence where
+    it runs dry), counting each turn's samples played into ``played``."""
+    out = np.zeros(n, dtype=np.float32)
+    filled = 0
+    while filled < n and queue:
+        turn_id, samples = queue[0]
+        take = min(n - filled, samples.shape[0])
+        out[filled : filled + take] = samples[:take]
+        played[turn_id] = played.get(turn_id, 0) + take
+        filled += take
+        if take == samples.shape[0]:
+            queue.popleft()
+        else:
+            queue[0] = (turn_id, samples[take:])
+    return out
 
 
 @dataclass

@@ -24,6 +24,7 @@ import numpy as np
 from ..events import AudioEvent, Event, TurnInterrupted
 from ..media import Audio, AudioChunk
 from .input import DuplexChunk
+from .playback import drain
 
 __all__ = ["SimulatedRoom", "Track"]
 
@@ -159,19 +160,7 @@ class SimulatedRoom:
         return float(sum(s.shape[0] for _, s in self._queue)) / RATE
 
     def _play(self, n: int) -> np.ndarray:
-        out = np.zeros(n, dtype=np.float32)
-        filled = 0
-        while filled < n and self._queue:
-            turn_id, samples = self._queue[0]
-            take = min(n - filled, samples.shape[0])
-            out[filled : filled + take] = samples[:take]
-            self._played[turn_id] = self._played.get(turn_id, 0) + take
-            filled += take
-            if take == samples.shape[0]:
-                self._queue.popleft()
-            else:
-                self._queue[0] = (turn_id, samples[take:])
-        return out
+        return drain(self._queue, self._played, n)
 
     async def microphone(self) -> AsyncIterator[AudioChunk | DuplexChunk]:
         """The microphone stream (the user's track, then ``tail_seconds`` of silence)."""
