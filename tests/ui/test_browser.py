@@ -21,6 +21,7 @@ from ui_support import (
     chat_text,
     open_app,
     player_stats,
+    playing_stats,
     served,
     session_of,
     slow_fake_stack,
@@ -68,10 +69,7 @@ def test_uploaded_question_plays_while_the_turn_runs(
     assert view is not None
 
     # the media element is playing the reply...
-    stats = wait_until(
-        lambda: (s := player_stats(page)) and s["currentTime"] > 0 and s,
-        what="the reply to start playing",
-    )
+    stats = wait_until(lambda: playing_stats(page), what="the reply to start playing")
     # ...while the browser has not got all of it, and the server is still making it
     assert stats["streamEndAt"] is None
     assert view.running and not view.reply.stream.ended
@@ -219,9 +217,7 @@ def test_without_media_source_extensions_the_whole_reply_plays_at_the_end(
         page.wait_for_function("() => window.lexperience && window.lexperience.player('chat')")
         ask_text(page, "An old browser asks")
         session = session_of(runtime, before)
-        stats = wait_until(
-            lambda: (s := player_stats(page))["currentTime"] > 0 and s, what="playback"
-        )
+        stats = wait_until(lambda: playing_stats(page), what="playback")
         assert stats["mode"] == "file" and stats["firstPlayingAt"] >= stats["streamEndAt"]
         assert session.chat is not None and session.chat.reply is not None
         assert session.chat.reply.stream.ended

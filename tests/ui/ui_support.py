@@ -88,6 +88,14 @@ def player_stats(page: Any, player: str = "chat") -> dict[str, Any]:
     return stats
 
 
+def playing_stats(page: Any, player: str = "chat") -> dict[str, Any] | None:
+    """The player's stats once its media element plays: its clock has moved *and* the
+    ``playing`` event has reached the page (Chromium can move ``currentTime`` past a small
+    gap at the start of the buffer a moment before it dispatches that event)."""
+    stats = player_stats(page, player)
+    return stats if stats["currentTime"] > 0 and stats["firstPlayingAt"] is not None else None
+
+
 def ask_text(page: Any, question: str, tab: str = "chat") -> None:
     page.fill(f"#lex-{tab}-text textarea", question)
     page.click(f"#lex-{tab}-ask")
