@@ -118,15 +118,16 @@ def test_an_error_event_inside_a_stream_is_a_retryable_error(wire: WireServer) -
     assert info.value.retryable
 
 
-async def test_the_connection_is_reused_after_a_stream_ends(wire: WireServer) -> None:
+async def test_the_connection_is_reused_after_a_stream_ends(
+    wire: WireServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """After ``[DONE]`` the rest of the body is read, so the pooled connection is kept."""
+    monkeypatch.setenv(_openai_common.ENV_HTTP, "httpx")
     backend = llm(wire)
     for _ in range(3):
         assert "".join(await collect(backend.stream(MESSAGES))) == wire.reply_text
-    pool = backend._conn.client._client._transport
-    connections = getattr(getattr(pool, "_pool", None), "connections", None)
-    if connections is not None:  # httpx: one pooled connection served all three
-        assert len(connections) == 1
+    pool = backend._conn.client._client._transport._pool
+    assert len(pool.connections) == 1  # one pooled connection served all three
     await backend.aclose()
 
 
