@@ -197,6 +197,12 @@ class OpenAIBackend:
         """The timeout and retry options in effect."""
         return self._conn.options
 
+    async def aopen(self) -> None:
+        """Build the SDK client of the running event loop now, not in the first turn (the SDK's
+        imports and the client cost a few ms of that turn's first audio; :class:`Conversation`
+        calls this once). Nothing goes over the network."""
+        self._conn.client  # noqa: B018 - LoopLocal.get builds and keeps it
+
     async def aclose(self) -> None:
         """Close the HTTP connection pool (idempotent; the backend can be used again)."""
         await self._conn.aclose()

@@ -202,6 +202,11 @@ class ElevenLabsTTS:
             timeout=self.timeout if self.timeout is not None else 3600.0,
         )
 
+    async def aopen(self) -> None:
+        """Build the SDK client of the running event loop now, not in the first turn
+        (:class:`Conversation` calls this once). Nothing goes over the network."""
+        self._client.get()
+
     async def aclose(self) -> None:
         """Close the HTTP connection pool (idempotent; the backend can be used again)."""
         await self._client.aclose()
