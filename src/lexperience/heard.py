@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .messages import Message
 
-__all__ = ["SentenceSpan", "SpokenReply", "heard_text"]
+__all__ = ["HEARD_TO_THE_END", "SentenceSpan", "SpokenReply", "heard_text"]
 
 #: Seconds per character of typical English speech, until the reply's own rate is known.
 _DEFAULT_RATE = 0.065
@@ -62,6 +62,11 @@ def heard_text(spans: Sequence[SentenceSpan], played_seconds: float) -> str:
     return " ".join(parts)
 
 
+#: A stop this close to the end of a reply's audio (seconds) heard all of it: players report
+#: their position a few times a second, and an encoder's padding shifts the end by a frame.
+HEARD_TO_THE_END = 0.05
+
+
 @dataclass(frozen=True)
 class SpokenReply:
     """The newest finished reply as it was spoken: enough to trim the history to what the
@@ -80,7 +85,7 @@ class SpokenReply:
         """``history`` with this reply cut to what ``played_seconds`` of its audio said, marked
         interrupted; ``None`` when nothing changes (everything was heard, or the history's last
         message is no longer this reply)."""
-        if played_seconds >= self.audio_seconds - 1e-6:
+        if played_seconds >= self.audio_seconds - HEARD_TO_THE_END:
             return None
         last = history[-1] if history else None
         if (

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from lexperience import Conversation, Message
+from lexperience.heard import HEARD_TO_THE_END
 from lexperience.testing import FakeLLM, FakeTTS
 
 REPLY = "The moon is far away. It takes light about a second to get here. That is all."
@@ -40,6 +41,8 @@ async def test_what_does_not_cut_the_reply() -> None:
     whole = conv.history
     await conv.interrupt()  # no position: nothing to cut
     await conv.interrupt(played_seconds=seconds)  # everything was heard
+    # a player a frame short of the end (its position reports are coarse) heard it all too
+    await conv.interrupt(played_seconds=seconds - 0.8 * HEARD_TO_THE_END)
     assert conv.history == whole and not whole[-1].interrupted
     await conv.areply("And the sun?")
     newest = conv.history

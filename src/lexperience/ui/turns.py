@@ -8,9 +8,9 @@ after each visible change so the Gradio handler can send it.
 
 What the listener heard: the player reports the position it played (``played`` seconds of reply
 audio). During the turn :meth:`stop` passes it to :meth:`Conversation.interrupt`; after the turn
-(the reply was made faster than it plays, the usual case), it trims the reply in the history to
-what was heard, with the same rule the core uses (:func:`lexperience.heard.heard_text`). Either
-way the next turn's LLM only remembers saying what the listener heard.
+(the reply was made faster than it plays, the usual case) it passes it too: the conversation cuts
+its newest reply in the history to what was heard, and the chat log shows that cut. Either way
+the next turn's LLM only remembers saying what the listener heard.
 """
 
 from __future__ import annotations
@@ -39,8 +39,6 @@ from ..events import (
     TurnInterrupted,
     VideoEvent,
 )
-from ..heard import SentenceSpan, heard_text
-from ..messages import Message
 from ..metrics import TurnMetrics
 from .stream import ReplyStream
 
@@ -52,7 +50,6 @@ Question = str | Path
 """A typed question, or the path of a recorded or uploaded audio file."""
 
 _TEXT_EVERY = 0.12  # seconds between chat updates while the reply text streams
-_HEARD_ALL = 0.05  # within this many seconds of the end, the whole reply was heard
 
 
 @dataclass
@@ -76,11 +73,10 @@ class _Reply:
 
     stream: ReplyStream
     turn: int
-    spans: dict[int, SentenceSpan] = field(default_factory=dict)
-    audio_seconds: float = 0.0
+    audio_seconds: float = 0.0  # reply audio streamed so far
     done: bool = False  # the turn finished with TurnDone (the history holds all of it)
     settled: asyncio.Event = field(default_factory=asyncio.Event)
-    text: str = ""
+    text: str = ""  # the reply's text, once done
     trimmed: bool = False
     asked_at: float = field(default_factory=time.time)  # wall clock, comparable with a browser's
 
@@ -182,7 +178,8 @@ class ConversationView:
                 async for event in events:
                     if isinstance(event, (AudioEvent, VideoEvent)):
                         if isinstance(event, AudioEvent):
-                            self._track(reply, event)
+                            end = event.offset + event.chunk.duration
+                            reply.audio_seconds = max(reply.audio_seconds, end)
                         await stream.feed(event)
                     elif isinstance(event, PartialTranscript):
                         user.content = event.text
@@ -232,19 +229,6 @@ class ConversationView:
         if user.note == "listening…":
             user.note = f"not answered: {error}"
 
-    @staticmethod
-    def _track(reply: _Reply, event: AudioEvent) -> None:
-        chunk = event.chunk
-        span = reply.spans.get(chunk.sentence_index)
-        end = event.offset + chunk.duration
-        if span is None:
-            reply.spans[chunk.sentence_index] = SentenceSpan(
-                chunk.sentence_index, chunk.text or "", event.offset, end
-            )
-        else:
-            span.end = end
-        reply.audio_seconds = max(reply.audio_seconds, end)
-
     # -- stopping -------------------------------------------------------------------------------
     async def stop(self, played: float | None) -> bool:
         """The listener stopped the reply after ``played`` seconds (``None``: the player had
@@ -260,29 +244,20 @@ class ConversationView:
         if not reply.done or reply.trimmed or played is None:
             return False
         reply.trimmed = True  # a second Stop changes nothing
-        if played >= reply.audio_seconds - _HEARD_ALL:
-            return False
-        for span in reply.spans.values():
-            span.complete = True
-        heard = heard_text(sorted(reply.spans.values(), key=lambda s: s.index), played)
-        self._trim_history(reply.text, heard)
+        # the conversation cuts its newest reply to what was heard (it may already have, when the
+        # turn ended just as the Stop above reached it)
+        await self.conversation.interrupt(played_seconds=played)
+        history = self.conversation.history
+        last = history[-1] if history else None
+        if last is None or (last.role == "assistant" and last.content == reply.text):
+            return False  # heard to the end: nothing was cut
+        heard = last.content if last.role == "assistant" and last.interrupted else ""
         for entry in reversed(self.chat):
             if entry.role == "assistant":
                 entry.content = heard
                 entry.note = f"stopped after {played:.1f} s"
                 break
         return True
-
-    def _trim_history(self, said: str, heard: str) -> None:
-        """Replace the last reply in the history by what was heard of it."""
-        conv = self.conversation
-        history = conv.history
-        if not history or history[-1].role != "assistant" or history[-1].content != said:
-            return  # the history moved on (or never kept this reply): nothing to trim
-        history = history[:-1]
-        if heard:
-            history.append(Message.assistant(heard, interrupted=True))
-        conv.load_history(history)
 
     async def clear(self) -> None:
         """Start afresh: stop the turn, forget the history and the chat log."""
