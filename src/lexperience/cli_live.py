@@ -12,7 +12,10 @@ import contextlib
 from pathlib import Path
 from typing import Any, TextIO
 
+from pydantic import ValidationError
+
 from .config import BackendConfig, Settings
+from .errors import ConfigurationError
 from .events import (
     ErrorEvent,
     FalseInterruption,
@@ -23,8 +26,31 @@ from .events import (
     TurnDone,
     TurnInterrupted,
 )
+from .live.options import LiveOptions
 
-__all__ = ["add_live_parser", "run_live"]
+__all__ = ["add_live_flags", "add_live_parser", "live_options", "run_live"]
+
+
+def add_live_flags(parser: Any) -> None:
+    """The turn-taking flags of ``lexperience live`` (and of the app's Live tab, ``ui``)."""
+    parser.add_argument("--end-of-turn", type=float, metavar="SECONDS",
+                        help="silence that ends your turn (default 0.5)")  # fmt: skip
+    parser.add_argument("--preemptive", action=argparse.BooleanOptionalAction, default=None,
+                        help="start replies during the end-of-turn silence (default: on for a "
+                             "local LLM, off for a cloud one)")  # fmt: skip
+    parser.add_argument("--no-barge-in", action="store_true", help="do not let speech interrupt")
+
+
+def live_options(args: argparse.Namespace) -> LiveOptions:
+    """The :class:`LiveOptions` of :func:`add_live_flags`' flags; a bad value is a
+    :class:`ConfigurationError` (exit code 3)."""
+    options: dict[str, Any] = {"preemptive": args.preemptive, "barge_in": not args.no_barge_in}
+    eot = args.end_of_turn if args.end_of_turn is not None else LiveOptions().end_of_turn_silence
+    try:
+        return LiveOptions.with_end_of_turn(eot, **options)
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"] for e in exc.errors())
+        raise ConfigurationError(f"--end-of-turn {eot}: {problems}") from None
 
 
 def add_live_parser(sub: Any) -> None:
@@ -39,12 +65,7 @@ def add_live_parser(sub: Any) -> None:
     live.add_argument("--persona", type=Path, help="persona file (TOML, YAML or JSON)")
     for kind in ("stt", "llm", "tts"):
         live.add_argument(f"--{kind}", metavar="NAME", help=f"{kind} backend name")
-    live.add_argument("--end-of-turn", type=float, metavar="SECONDS",
-                      help="silence that ends your turn (default 0.5)")  # fmt: skip
-    live.add_argument("--preemptive", action=argparse.BooleanOptionalAction, default=None,
-                      help="start replies during the end-of-turn silence (default: on for a "
-                           "local LLM, off for a cloud one)")  # fmt: skip
-    live.add_argument("--no-barge-in", action="store_true", help="do not let speech interrupt")
+    add_live_flags(live)
     live.add_argument("--input-device", metavar="DEVICE", help="microphone (number or name)")
     live.add_argument("--output-device", metavar="DEVICE", help="loudspeaker (number or name)")
     live.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
@@ -71,24 +92,21 @@ def _conversation(args: argparse.Namespace) -> Any:
 
 
 async def run_live(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
-    from .live import LiveOptions, LiveSession
+    from .live import LiveSession
     from .live.device import SoundDevice
 
     if args.list_devices:
         print(SoundDevice.list_devices(), file=out)
         return
-    # the device first: no point loading models without a microphone
+    options = live_options(args)  # bad flags fail first
+    # then the device: no point loading models without a microphone
     device = SoundDevice(
         input_device=_device(args.input_device), output_device=_device(args.output_device)
     )
-    options: dict[str, Any] = {"preemptive": args.preemptive, "barge_in": not args.no_barge_in}
-    eot = args.end_of_turn if args.end_of_turn is not None else LiveOptions().end_of_turn_silence
     conv = _conversation(args)
     print("loading models…", file=err)
     async with conv:
-        session = LiveSession(
-            conv, LiveOptions.with_end_of_turn(eot, **options), played=device.played
-        )
+        session = LiveSession(conv, options, played=device.played)
         name = conv.persona.name
         print(f"{name} is listening (Ctrl-C to stop)", file=err)
         events = session.run(device.microphone())

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import registry
 from ._optional import is_installed, require
+from .cli_live import add_live_flags, live_options
 from .config import Settings
 from .errors import ConfigurationError, MissingDependencyError
 
@@ -46,6 +47,7 @@ def add_ui_parser(sub: Any) -> None:
                          "host but loopback")  # fmt: skip
     ui.add_argument("--max-turns", type=int, metavar="N",
                     help="turns computing at once over all sessions (default: CPU cores)")  # fmt: skip
+    add_live_flags(ui)  # the Live tab's turn-taking, as for `lexperience live`
     # the same settings rules as `lexperience reply` (cli._settings reads these too)
     ui.set_defaults(text=None, no_watermark=False)
 
@@ -89,6 +91,7 @@ def run_ui(args: argparse.Namespace) -> None:
         update["episode_audio"] = args.episode_audio
     if args.max_turns is not None:
         update["max_concurrent_turns"] = args.max_turns
+    update["live"] = live_options(args)
     config = UIConfig(**update)
     _logging()
     where = f"http://{args.host}:{args.port}/"

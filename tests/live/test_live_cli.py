@@ -26,6 +26,11 @@ def test_live_without_an_audio_device_says_so(capsys) -> None:
         assert "configuration error: no audio device:" in err and "--list-devices" in err
 
 
+def test_a_bad_turn_taking_flag_fails_before_the_device_is_opened(capsys) -> None:
+    assert main(["live", "--end-of-turn", "0"]) == 3
+    assert "configuration error: --end-of-turn 0.0:" in capsys.readouterr().err
+
+
 class FakePortAudio(types.ModuleType):
     """A stand-in ``sounddevice``: a device list, settings checks and a duplex stream that runs
     its callback when asked."""

@@ -10,6 +10,7 @@ from conftest import EXAMPLES
 
 import lexperience.ui
 from lexperience.cli import EXIT_CONFIG, main
+from lexperience.live import LiveOptions
 from lexperience.ui import UIConfig
 
 
@@ -39,6 +40,24 @@ def test_flags_become_the_config(served: list[dict[str, Any]], tmp_path: Path) -
     assert config.personas_dir == personas and config.max_concurrent_turns == 3
     assert config.episode is not None and config.episode.name == "slow-signals-12.vtt"
     assert call["port"] == 7999 and call["host"] == "127.0.0.1" and call["auth"] is None
+
+
+def test_live_flags_reach_the_live_tab(served: list[dict[str, Any]]) -> None:
+    base = ["ui", "--stt", "fake", "--llm", "fake", "--tts", "fake", "--avatar", "none"]
+    assert main([*base, "--end-of-turn", "0.8", "--no-preemptive", "--no-barge-in"]) == 0
+    live = served[-1]["config"].live
+    assert live.end_of_turn_silence == 0.8 and live.preemptive is False and not live.barge_in
+    assert main(base) == 0  # no flags: the defaults of lexperience live
+    assert served[-1]["config"].live == LiveOptions()
+
+
+def test_a_bad_live_flag_fails_before_serving(
+    served: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["ui", "--stt", "fake", "--llm", "fake", "--tts", "fake", "--avatar", "none"]
+    assert main([*base, "--end-of-turn", "-1"]) == EXIT_CONFIG
+    assert "configuration error: --end-of-turn -1.0:" in capsys.readouterr().err
+    assert served == []
 
 
 def test_the_default_is_the_offline_stack(
