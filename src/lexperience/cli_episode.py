@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import registry
+from .assembly import build_backend
 from .config import BackendConfig, Settings
-from .conversation import build_backend
 from .episode import Episode, EpisodeContext, TranscriptionProgress, format_timestamp
 from .episode.timecode import parse_timestamp
 from .errors import ConfigurationError, InvalidInputError

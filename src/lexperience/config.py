@@ -29,7 +29,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._paths import resolve_inside
-from .conversation import Conversation, build_backend
+from .assembly import build_backend
+from .conversation import Conversation
 from .errors import ConfigurationError
 from .options import TurnOptions
 from .persona import DEFAULT_PERSONA, Persona, _describe, _read_mapping

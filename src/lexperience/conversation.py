@@ -5,19 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import logging
-import os
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
-from . import registry
 from ._aio import Channel, CrossLoopLock
 from ._optional import is_installed
 from ._portal import Portal
+from .assembly import build_backend, resolve_backends
 from .context import ContextProvider, StaticContext
 from .errors import (
     ConfigurationError,
@@ -33,11 +29,12 @@ from .media import Audio, AudioChunk
 from .messages import Message
 from .options import TurnOptions
 from .output.watermark import Watermark
-from .persona import DEFAULT_PERSONA, Persona, tts_persona_options
-from .pipeline import Backends, ReplySink, TurnPipeline, backend_name
+from .persona import DEFAULT_PERSONA, Persona
+from .pipeline import ReplySink, TurnPipeline
 from .protocols import LLM, STT, TTS, Avatar
 from .reply import Reply
 from .turn import KnownTranscript, Turn, TurnPlan
+from .user_input import UserInput, to_input
 
 if TYPE_CHECKING:
     from .live import DuplexChunk, LiveOptions
@@ -46,34 +43,7 @@ __all__ = ["Conversation", "UserInput", "build_backend"]
 
 log = logging.getLogger(__name__)
 
-UserInput = Union[str, Audio, "os.PathLike[str]", bytes, bytearray, AsyncIterable[AudioChunk]]
-"""What a turn accepts: typed text (``str``), an :class:`Audio` clip, an audio file path
-(``pathlib.Path``), encoded audio file bytes, or a live stream of microphone
-:class:`AudioChunk` s (an async iterable that ends when the user stops speaking)."""
-
 OnBusy = Literal["wait", "interrupt", "error"]
-
-
-def build_backend(
-    kind: str, name: str, persona: Persona, options: dict[str, Any] | None = None
-) -> Any:
-    """Create backend ``name`` of ``kind`` through the registry, passing the persona's voice for
-    that backend (``voice=``), its language and speaking rate (see
-    :func:`~lexperience.persona.tts_persona_options`) and its portrait (``portrait=``) when the
-    backend takes them and ``options`` does not set them already."""
-    opts = dict(options or {})
-    params = inspect.signature(registry.get_spec(kind, name).load()).parameters
-    voice = persona.voice_for(name)
-    if kind == "tts" and voice is not None and "voice" in params:
-        opts.setdefault("voice", voice)
-    if kind == "tts":
-        carried = tts_persona_options(persona, params)
-        if "speed" in (opts.get("voice_settings") or {}):
-            carried.pop("speed", None)  # ElevenLabs' speed given in its voice settings wins
-        opts.update({k: v for k, v in carried.items() if k not in opts})
-    if kind == "avatar" and persona.portrait is not None and "portrait" in params:
-        opts.setdefault("portrait", persona.portrait)
-    return registry.create(kind, name, **opts)
 
 
 class Conversation:
@@ -115,25 +85,7 @@ class Conversation:
         on_busy: OnBusy = "wait",
     ) -> None:
         self.persona = persona or DEFAULT_PERSONA
-        names: dict[str, str] = {}
-
-        def resolve(kind: str, value: Any) -> Any:
-            if value is None:
-                return None
-            if isinstance(value, str):
-                names[kind] = value
-                return self._create(kind, value)
-            names[kind] = backend_name(value)
-            return value
-
-        self.backends = Backends(
-            stt=resolve("stt", stt),
-            llm=resolve("llm", llm),
-            tts=resolve("tts", tts),
-            avatar=resolve("avatar", avatar),
-            names=names,
-        )
-        self._check_protocols()
+        self.backends = resolve_backends(self.persona, stt=stt, llm=llm, tts=tts, avatar=avatar)
         self.hooks = hooks or Hooks()
         providers = list(context)
         if self.persona.knowledge:
@@ -162,19 +114,6 @@ class Conversation:
         self._open_lock = CrossLoopLock()
         self._opened = False
         self._portal: Portal | None = None
-
-    # -- construction helpers -----------------------------------------------------------------
-    def _create(self, kind: str, value: str) -> Any:
-        return build_backend(kind, value, self.persona)
-
-    def _check_protocols(self) -> None:
-        for stage, proto in (("stt", STT), ("llm", LLM), ("tts", TTS), ("avatar", Avatar)):
-            obj = getattr(self.backends, stage)
-            if obj is not None and not isinstance(obj, proto):
-                raise ConfigurationError(
-                    f"{stage}={type(obj).__name__} does not implement the {proto.__name__} "
-                    "protocol (see lexperience.protocols)"
-                )
 
     @classmethod
     def local(cls, *, avatar: bool = True, **kwargs: Any) -> Conversation:
@@ -319,52 +258,6 @@ class Conversation:
             await self.interrupt()  # barge-in: the running turn keeps what was heard
         await self._slot.acquire()
 
-    async def _collect(self, chunks: AsyncIterable[AudioChunk]) -> Audio:
-        """Gather a live microphone stream into one clip, refusing it as soon as it runs too long."""
-        parts: list[Audio] = []
-        seconds = 0.0
-        limit = self.options.max_input_seconds
-        async for chunk in chunks:
-            if not isinstance(chunk, AudioChunk):
-                raise InvalidInputError(
-                    f"a live audio stream must yield AudioChunk, got {type(chunk).__name__}"
-                )
-            parts.append(chunk.to_audio())
-            seconds += chunk.duration
-            if seconds > limit:
-                raise InvalidInputError(
-                    f"the audio stream ran past {limit:.0f} s (TurnOptions.max_input_seconds)"
-                )
-        if not parts:
-            raise InvalidInputError("the audio stream ended without any audio")
-        return await asyncio.to_thread(Audio.concatenate, parts)
-
-    async def _to_input(self, user_input: UserInput, pipeline: TurnPipeline) -> Audio | str:
-        """The turn's input as text or one clip; runs inside the turn's task."""
-        if isinstance(user_input, (str, Audio)):
-            return user_input
-        if isinstance(user_input, (os.PathLike, bytes, bytearray)):
-            # decoding (PyAV, up to minutes of audio) runs in a worker thread; an oversized file
-            # fails on its size or its header, before it is read or decoded
-            return await asyncio.to_thread(
-                Audio.load,
-                user_input,
-                max_seconds=self.options.max_input_seconds,
-                max_bytes=self.options.max_input_bytes,
-            )
-        if isinstance(user_input, AsyncIterable):
-            clip = await self._collect(user_input)
-            pipeline.restart_clock()  # the user stopped speaking now: latencies count from here
-            return clip
-        if isinstance(user_input, np.ndarray):
-            raise InvalidInputError(
-                "a bare numpy array has no sample rate: wrap it as Audio.from_numpy(array, rate)"
-            )
-        raise InvalidInputError(
-            f"cannot answer a {type(user_input).__name__}: pass text, Audio, a Path, bytes or an "
-            "async stream of AudioChunk"
-        )
-
     def _sink(self, options: TurnOptions) -> ReplySink | None:
         """The encoder of the reply video, when asked for and possible."""
         if not options.encode_video or self.backends.avatar is None:
@@ -458,7 +351,7 @@ class Conversation:
             self._turn = turn
 
             async def prepare(p: TurnPipeline) -> Audio | str:
-                return await self._to_input(user_input, p)
+                return await to_input(user_input, self.options, p.restart_clock)
 
             runner = turn.run(prepare)
             try:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .._paths import safe_name
+from ..assembly import build_backend
 from ..config import BackendConfig
-from ..conversation import build_backend
 from ..errors import ConfigurationError
 from ..persona import Persona
 from .schema import CreateConversation
