@@ -225,7 +225,8 @@ async def one_turn(
     conv.clear_history()
     conv.context = [ctx] if ctx is not None and mode != "plain" else []
     await asyncio.to_thread(llm.reset)
-    await llm.aprime([Message.system(conv.persona.system_message())])
+    # as Conversation.aopen leaves it: the persona's system message and few-shot turns evaluated
+    await llm.aprime(conv.persona.prompt_messages())
     if mode == "primed":
         assert ctx is not None
         await ctx.prime(conv)  # the listener paused; they are now asking
