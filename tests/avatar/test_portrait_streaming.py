@@ -203,3 +203,20 @@ async def test_two_streams_at_once_share_one_avatar(avatar: PortraitAvatar, tool
 
     a, b = await asyncio.gather(run(), run())
     assert len(a) == len(b) == 25
+
+
+async def test_the_warm_up_at_aopen_leaves_the_seeded_frames_as_they_were() -> None:
+    clip = tone(0.5, 16_000)
+
+    async def frames(avatar: PortraitAvatar) -> list[np.ndarray]:
+        async def chunks() -> AsyncIterator[AudioChunk]:
+            yield AudioChunk(clip.samples, clip.sample_rate)
+
+        return [f.image async for f in avatar.animate(chunks())]
+
+    warmed = PortraitAvatar(seed=11, size=128)
+    await warmed.aopen()  # renders frames of its own (a Conversation calls it once)
+    plain = PortraitAvatar(seed=11, size=128)
+    got, want = await frames(warmed), await frames(plain)
+    assert len(got) == len(want) == round(clip.duration * warmed.fps)
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
