@@ -43,6 +43,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import gc
 import json
 import math
 import os
@@ -189,6 +190,7 @@ async def run_level(
     think: float,
     seed: int,
     avatar: bool,
+    gc_freeze: bool = False,
 ) -> dict[str, Any]:
     """N conversations, ``turns`` turns each, all at once; the figures of the level.
 
@@ -219,10 +221,15 @@ async def run_level(
         convs = [conversation() for _ in range(n)]
         rngs = [random.Random(seed * 100_003 + i) for i in range(n)]
         lag = sim.LoopLag()
+        pauses = GcPauses()
         lag.start()
         cpu0, wall0 = cpu_s(), time.perf_counter()
         for conv in convs:
             await conv.aopen()
+        if gc_freeze:  # what `lexperience serve` does once its models are loaded
+            gc.collect()
+            gc.freeze()
+        pauses.start()
         results = await asyncio.gather(
             *(
                 converse(i, c, turns, think, rngs[i], profile, questions)
@@ -233,6 +240,7 @@ async def run_level(
         wall = time.perf_counter() - wall0
         cpu = cpu_s() - cpu0
         stall = await lag.stop()
+        pauses.stop()
         for conv in convs:
             await conv.aclose()
     records: list[TurnRecord] = []
@@ -272,12 +280,41 @@ async def run_level(
         "wall_s": round(wall, 3),
         "throughput_turns_per_s": round(completed / wall, 3) if wall else None,
         "worst_loop_stall_s": round(stall, 4),
+        "gc_freeze": gc_freeze,
+        "gc_full_collections": len(pauses.full),
+        "gc_worst_full_pause_s": round(max(pauses.full, default=0.0), 4),
+        "gc_pause_total_s": round(pauses.total, 4),
         "client_cpu_s_per_turn": round(cpu / max(1, completed), 4),
         "rss_before_mb": round(rss_before, 1),
         "peak_rss_mb": round(max_rss_mb(), 1),
         "peak_rss_per_conversation_mb": round((max_rss_mb() - rss_before) / n, 2),
         "records": [_record(r) for r in records],
     }
+
+
+class GcPauses:
+    """How long the garbage collector paused the process while it runs (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.full: list[float] = []  # generation-2 collections, seconds each
+        self.total = 0.0
+        self._began = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+            return
+        took = time.perf_counter() - self._began
+        self.total += took
+        if info.get("generation") == 2:
+            self.full.append(took)
+
+    def start(self) -> None:
+        gc.callbacks.append(self._callback)
+
+    def stop(self) -> None:
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
 
 
 def _record(r: TurnRecord) -> dict[str, Any]:
@@ -308,6 +345,8 @@ def run_child(
     ]  # fmt: skip
     if args.avatar:
         command.append("--avatar")
+    if args.gc_freeze:
+        command.append("--gc-freeze")
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [env.get("PYTHONPATH")])])
@@ -337,6 +376,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="each turn starts after a random 0..THINK s pause")  # fmt: skip
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--avatar", action="store_true", help="add the Replicate avatar")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="gc.collect() + gc.freeze() once the conversations are open, as "
+                             "lexperience serve does after loading its models")  # fmt: skip
     parser.add_argument("--transport", choices=("http", "inprocess"), default="http",
                         help="http: the cloud backends and the latency server; inprocess: "
                              "in-process twins of the services (the library alone)")  # fmt: skip
@@ -375,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         url = None if args.child == "inprocess" else args.child
         level = asyncio.run(
             run_level(url, profile, n, turns_for(n, args), think=args.think,
-                      seed=args.seed, avatar=args.avatar)
+                      seed=args.seed, avatar=args.avatar, gc_freeze=args.gc_freeze)
         )  # fmt: skip
         print("RESULT " + json.dumps(level), flush=True)
         return 0
@@ -400,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.no_isolate:
                     level = asyncio.run(
                         run_level(url, profile, n, turns, think=args.think, seed=args.seed,
-                                  avatar=args.avatar)
+                                  avatar=args.avatar, gc_freeze=args.gc_freeze)
                     )  # fmt: skip
                 else:
                     level = run_child(url, profile, n, args, src)
@@ -414,7 +456,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"  {'baseline' if src else 'this tree'}: first audio p50 "
                     f"{ms(fa['median'])} p95 {ms(fa['p95'])}, "
                     f"{level['turns_completed']}/{level['turns_expected']} turns ok, "
-                    f"{level['throughput_turns_per_s']} turns/s, peak {level['peak_rss_mb']} MB",
+                    f"{level['throughput_turns_per_s']} turns/s, peak {level['peak_rss_mb']} MB, "
+                    f"gc: {level.get('gc_full_collections', '?')} full collections, worst "
+                    f"{ms(level.get('gc_worst_full_pause_s'))}, "
+                    f"{ms(level.get('gc_pause_total_s'))} in all",
                     flush=True,
                 )
                 (before if src else levels).append(level)
