@@ -37,6 +37,9 @@ def add_serve_parser(sub: Any) -> None:
     serve.add_argument("--workers", type=int, default=1,
                        help="worker processes behind nginx, pinned by conversation id")  # fmt: skip
     serve.add_argument("--worker-id", help=argparse.SUPPRESS)
+    serve.add_argument("--freeze-heap", action=argparse.BooleanOptionalAction, default=None,
+                       help="gc.freeze() once the models are loaded, for shorter garbage "
+                            "collector pauses (default: the config's freeze_heap, else on)")  # fmt: skip
     serve.add_argument("--log-format", choices=("text", "json"), help="log lines as text or JSON")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
 
@@ -46,7 +49,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
     overrides: dict[str, Any] = {
         "host": args.host, "port": args.port, "worker_id": args.worker_id,
-        "log_format": args.log_format,
+        "log_format": args.log_format, "freeze_heap": args.freeze_heap,
         "personas_dir": str(args.personas) if args.personas else None,
     }  # fmt: skip
     if args.token:
@@ -65,6 +68,9 @@ def _settings(args: argparse.Namespace) -> Any:
             )
     if update:
         settings = settings.model_copy(update={"stack": stack.model_copy(update=update)})
+    if args.freeze_heap is None and "freeze_heap" not in settings.model_fields_set:
+        # a service process: on unless asked otherwise (create_app alone leaves it off)
+        settings = settings.model_copy(update={"freeze_heap": True})
     return settings
 
 

@@ -73,6 +73,11 @@ class ServerSettings(BaseModel):
             per sentence, or ``none``.
         jpeg_quality: 1-100.
         log_format: ``text`` or ``json`` (one JSON object per line).
+        freeze_heap: once the models are loaded, collect garbage and move everything alive to
+            the garbage collector's permanent generation (``gc.freeze()``), so its full
+            collections no longer walk the models and modules (fewer, shorter pauses of every
+            conversation). Process-wide: ``lexperience serve`` turns it on; an application that
+            embeds :func:`create_app` decides for its own process.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -100,6 +105,7 @@ class ServerSettings(BaseModel):
     video: Literal["jpeg", "mp4", "none"] = "jpeg"
     jpeg_quality: int = Field(default=80, ge=1, le=100)
     log_format: Literal["text", "json"] = "text"
+    freeze_heap: bool = False
 
     def model_post_init(self, __context: Any) -> None:
         if not self.tokens:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import hmac
 import logging
@@ -84,6 +85,10 @@ class ServiceState:
         try:
             await self.pool.warm()
             await asyncio.to_thread(_warm_encoders)
+            if self.settings.freeze_heap:
+                gc.collect()
+                gc.freeze()
+                log.info("froze %d objects out of the collector's way", gc.get_freeze_count())
             log.info("models loaded: ready")
         except Exception:
             log.exception("loading the default backends failed; /readyz stays 503")
