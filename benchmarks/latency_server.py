@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import sys
 import time
@@ -256,6 +257,31 @@ class TwinTTS:
 
 
 # -- measuring -----------------------------------------------------------------------------------
+class GcPauses:
+    """How long the garbage collector paused the process while it runs (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.full: list[float] = []  # generation-2 collections, seconds each
+        self.total = 0.0
+        self._began = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+            return
+        took = time.perf_counter() - self._began
+        self.total += took
+        if info.get("generation") == 2:
+            self.full.append(took)
+
+    def start(self) -> None:
+        gc.callbacks.append(self._callback)
+
+    def stop(self) -> None:
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+
+
 class LoopLag:
     """Watches the running event loop: how late a 5 ms timer fires shows how long the loop was
     blocked (by anything: a backend's CPU work on the loop, the garbage collector...)."""

@@ -221,7 +221,7 @@ async def run_level(
         convs = [conversation() for _ in range(n)]
         rngs = [random.Random(seed * 100_003 + i) for i in range(n)]
         lag = sim.LoopLag()
-        pauses = GcPauses()
+        pauses = sim.GcPauses()
         lag.start()
         cpu0, wall0 = cpu_s(), time.perf_counter()
         for conv in convs:
@@ -290,31 +290,6 @@ async def run_level(
         "peak_rss_per_conversation_mb": round((max_rss_mb() - rss_before) / n, 2),
         "records": [_record(r) for r in records],
     }
-
-
-class GcPauses:
-    """How long the garbage collector paused the process while it runs (``gc.callbacks``)."""
-
-    def __init__(self) -> None:
-        self.full: list[float] = []  # generation-2 collections, seconds each
-        self.total = 0.0
-        self._began = 0.0
-
-    def _callback(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._began = time.perf_counter()
-            return
-        took = time.perf_counter() - self._began
-        self.total += took
-        if info.get("generation") == 2:
-            self.full.append(took)
-
-    def start(self) -> None:
-        gc.callbacks.append(self._callback)
-
-    def stop(self) -> None:
-        if self._callback in gc.callbacks:
-            gc.callbacks.remove(self._callback)
 
 
 def _record(r: TurnRecord) -> dict[str, Any]:
