@@ -135,6 +135,19 @@ class Tab:
     def kinds(self) -> list[type]:
         return [type(e) for e in self.view.events]
 
+    async def ask(self, question: np.ndarray) -> None:
+        """Open the microphone, pause, speak ``question`` and wait until its turn starts."""
+        await self.listen()
+        await self.silence(0.5)
+        await self.say(question)
+        await self.silence_until(lambda: TurnStarted in self.kinds())
+
+    async def close(self) -> None:
+        """Close the tab and wait until its updates end."""
+        await self.runtime.sessions.drop("tab-1")
+        assert self.listener is not None
+        await asyncio.wait_for(self.listener, 10)
+
 
 def leftover_tasks() -> list[asyncio.Task[Any]]:
     current = asyncio.current_task()
@@ -177,10 +190,7 @@ async def test_a_spoken_question_is_answered_and_shown(voice, vad) -> None:
 
 async def test_speaking_over_the_reply_interrupts_it_and_stops_the_player(voice, vad) -> None:
     tab = Tab(vad, LONG_REPLY)
-    await tab.listen()
-    await tab.silence(0.5)
-    await tab.say(voice["question"].samples)
-    await tab.silence_until(lambda: TurnStarted in tab.kinds())
+    await tab.ask(voice["question"].samples)
     await tab.silence(1.5)  # 1.5 s of the reply played
     await tab.say(voice["stop"].samples)
     await tab.silence_until(lambda: tab.kinds().count(TurnStarted) == 2)
@@ -200,9 +210,7 @@ async def test_speaking_over_the_reply_interrupts_it_and_stops_the_player(voice,
     history = tab.view.conversation.history
     assert history[1] == Message.assistant(interrupted.heard_text, interrupted=True)
 
-    await tab.runtime.sessions.drop("tab-1")  # the tab closes mid-reply
-    assert tab.listener is not None
-    await asyncio.wait_for(tab.listener, 10)
+    await tab.close()  # the tab closes mid-reply
     assert not tab.view.running and leftover_tasks() == []
     # the second reply keeps what was heard of it
     history = tab.view.conversation.history
@@ -211,10 +219,7 @@ async def test_speaking_over_the_reply_interrupts_it_and_stops_the_player(voice,
 
 async def test_the_players_reports_say_what_was_heard(voice, vad) -> None:
     tab = Tab(vad, LONG_REPLY)
-    await tab.listen()
-    await tab.silence(0.5)
-    await tab.say(voice["question"].samples)
-    await tab.silence_until(lambda: TurnStarted in tab.kinds())
+    await tab.ask(voice["question"].samples)
     await tab.silence(1.5)
     url = tab.view.player["url"]
     assert tab.view.player["report"] == f"lexperience/played/{tab.view.key}"
@@ -227,18 +232,13 @@ async def test_the_players_reports_say_what_was_heard(voice, vad) -> None:
     interrupted = next(e for e in tab.view.events if isinstance(e, TurnInterrupted))
     # 0.5 s, then real time from the report to the cut (the speech's first 0.4 s and the lag)
     assert 0.5 < interrupted.played_seconds < 1.5
-    await tab.runtime.sessions.drop("tab-1")
-    assert tab.listener is not None
-    await asyncio.wait_for(tab.listener, 10)
+    await tab.close()
     assert leftover_tasks() == []
 
 
 async def test_stop_ends_the_session_at_once_and_ignores_the_microphone(voice, vad) -> None:
     tab = Tab(vad, LONG_REPLY)
-    await tab.listen()
-    await tab.silence(0.5)
-    await tab.say(voice["question"].samples)
-    await tab.silence_until(lambda: TurnStarted in tab.kinds())
+    await tab.ask(voice["question"].samples)
     await tab.silence(1.0)
     _, player, status = await tab.handlers.on_stop(tab.request)  # type: ignore[arg-type]
     assert player == {"url": None} and "stopped" in status
