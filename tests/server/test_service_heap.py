@@ -4,8 +4,8 @@ permanent generation (``lexperience serve`` turns it on; ``create_app`` alone le
 from __future__ import annotations
 
 import gc
+import logging
 import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -23,27 +23,21 @@ def unfrozen() -> Iterator[None]:
     gc.unfreeze()  # the rest of the suite runs with a normal collector
 
 
-def ready(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("the service never became ready")
+def wait_for_log(caplog: pytest.LogCaptureFixture, message: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(r.getMessage() == message for r in caplog.records):
+        assert time.monotonic() < deadline, f"never logged: {message}"
+        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("freeze", [True, False])
-def test_the_heap_is_frozen_once_the_models_are_loaded(unfrozen: None, freeze: bool) -> None:
+def test_the_heap_is_frozen_once_the_models_are_loaded(
+    unfrozen: None, freeze: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lexperience.server.state")
     settings = ServerSettings(stack=fake_stack(), freeze_heap=freeze)
-    with live_server(settings) as url:
-        ready(url)
-        deadline = time.monotonic() + 10  # the freeze follows the encoders' warm-up
-        while freeze and gc.get_freeze_count() == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
+    with live_server(settings):
+        wait_for_log(caplog, "models loaded: ready")  # logged once the freeze (if any) is done
         assert (gc.get_freeze_count() > 0) is freeze
 
 
