@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -374,19 +374,16 @@ class PortraitAvatar:
         )
 
     async def aopen(self) -> None:
-        """Render a few frames of a short tone in a worker thread, so that the first reply does
+        """Render three frames of a short tone in a worker thread, so that the first reply does
         not pay for first-use costs (about 15 ms of its first frame on a 2-core CPU).
         :class:`Conversation` calls this once; the seeded sequence of replies is unchanged."""
         await asyncio.to_thread(self._warm)
 
     def _warm(self) -> None:
         rate = 16_000
-        t = np.arange(rate // 5) / rate
-        tone = (0.2 * np.sin(2 * np.pi * 180.0 * t)).astype(np.float32)
-        stream = _Stream(self.fps, self.lead)
-        jobs = stream.push(AudioChunk(tone, rate)) + stream.finish()
-        if stream.rate is not None:
-            self._render(self._animator(rng=np.random.default_rng(0)), stream.rate, jobs[:3])
+        t = np.arange(round(3 * rate / self.fps)) / rate  # three frames' worth
+        tone = Audio((0.2 * np.sin(2 * np.pi * 180.0 * t)).astype(np.float32), rate)
+        self._render_clip(self._animator(rng=np.random.default_rng(0)), tone)
 
     def _render(self, animator: Animator, rate: int, jobs: list[_Job]) -> list[VideoFrame]:
         frames = []
@@ -470,7 +467,11 @@ class PortraitAvatar:
 
         ``visemes`` are optional cues with times from the start of ``audio``.
         """
-        animator = self._animator()
+        return self._render_clip(self._animator(), audio, visemes)
+
+    def _render_clip(
+        self, animator: Animator, audio: Audio, visemes: Sequence[VisemeCue] = ()
+    ) -> list[VideoFrame]:
         stream = _Stream(self.fps, self.lead)
         chunk = AudioChunk(audio.samples, audio.sample_rate, visemes=tuple(visemes))
         jobs = stream.push(chunk) + stream.finish()
