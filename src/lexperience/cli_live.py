@@ -27,6 +27,7 @@ from .events import (
     TurnInterrupted,
 )
 from .live.options import LiveOptions
+from .persona import _describe
 
 __all__ = ["add_live_flags", "add_live_parser", "live_options", "run_live"]
 
@@ -49,8 +50,7 @@ def live_options(args: argparse.Namespace) -> LiveOptions:
     try:
         return LiveOptions.with_end_of_turn(eot, **options)
     except ValidationError as exc:
-        problems = "; ".join(e["msg"] for e in exc.errors())
-        raise ConfigurationError(f"--end-of-turn {eot}: {problems}") from None
+        raise ConfigurationError(f"--end-of-turn {eot}: {_describe(exc)}") from None
 
 
 def add_live_parser(sub: Any) -> None:
